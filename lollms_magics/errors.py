@@ -1,0 +1,171 @@
+"""The errors of lollms-magics, one small hierarchy.
+
+Every message is one line a notebook user can act on. No message ever
+contains an API key: errors are built from server bodies and URLs, never
+from request headers.
+
+    LollmsMagicsError
+    ├── InvalidOptionError (ValueError)     a bad option name or value, caught before any request
+    ├── InvalidImageError (ValueError)      an image that cannot be read or recognised
+    ├── UnknownBindingError (KeyError)      no binding of that name is installed
+    ├── MissingDependencyError (ImportError) an optional extra is not installed
+    ├── NoBackendError                      the automatic choice found no model anywhere
+    └── BindingError                        anything a server or the network did
+        ├── ServerUnreachableError          connection refused, DNS failure
+        ├── BindingTimeout                  no answer within the connect or read timeout
+        ├── AuthenticationError             missing or rejected API key (401, 403)
+        ├── UnknownModelError (KeyError)    the server does not have that model
+        ├── RateLimitError                  429 after retries, or a quota that is used up
+        ├── BadRequestError                 the server refused the request (other 4xx)
+        ├── ServerError                     5xx, or an error reported in a 200 body
+        ├── ProtocolError                   a body that does not follow the protocol
+        └── StreamBrokenError               the answer stopped part-way; ``partial_text`` holds what came
+
+The magics turn ``LollmsMagicsError`` into one printed line (the traceback
+only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "BindingError",
+    "BindingTimeout",
+    "InvalidImageError",
+    "InvalidOptionError",
+    "LollmsMagicsError",
+    "LollmsMagicsWarning",
+    "MissingDependencyError",
+    "NoBackendError",
+    "ProtocolError",
+    "RateLimitError",
+    "ServerError",
+    "ServerUnreachableError",
+    "StreamBrokenError",
+    "UnknownBindingError",
+    "UnknownModelError",
+    "UnsupportedOptionWarning",
+]
+
+
+class LollmsMagicsError(Exception):
+    """Base of every error raised by lollms-magics."""
+
+    def __str__(self) -> str:
+        # KeyError subclasses would otherwise print their message in quotes.
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class LollmsMagicsWarning(UserWarning):
+    """Base of the warnings issued by lollms-magics."""
+
+
+class UnsupportedOptionWarning(LollmsMagicsWarning):
+    """Issued when a backend cannot honour an option it was given."""
+
+
+class InvalidOptionError(LollmsMagicsError, ValueError):
+    """Raised when a generation option has an unknown name or a bad value."""
+
+
+class InvalidImageError(LollmsMagicsError, ValueError):
+    """Raised when an image cannot be read or its format recognised."""
+
+
+class UnknownBindingError(LollmsMagicsError, KeyError):
+    """Raised when no installed binding has the requested name."""
+
+
+class MissingDependencyError(LollmsMagicsError, ImportError):
+    """Raised when a feature needs an optional extra that is not installed."""
+
+
+class NoBackendError(LollmsMagicsError):
+    """Raised when the automatic choice of backend finds no model to use."""
+
+
+class BindingError(LollmsMagicsError):
+    """Raised for anything a server or the network did wrong.
+
+    Attributes
+    ----------
+    binding:
+        Name of the binding that raised it (``"ollama"``...).
+    url:
+        The URL of the request, when there was one.
+    status_code:
+        The HTTP status, when the server answered.
+    partial_text:
+        The text received before the failure (empty if none came).
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        binding: str = "",
+        url: str = "",
+        status_code: int | None = None,
+        partial_text: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.binding = binding
+        self.url = url
+        self.status_code = status_code
+        self.partial_text = partial_text
+
+
+class ServerUnreachableError(BindingError):
+    """Raised when the server cannot be reached (refused, unknown host...)."""
+
+
+class BindingTimeout(BindingError):
+    """Raised when the server does not answer within the configured timeout."""
+
+
+class AuthenticationError(BindingError):
+    """Raised when the API key is missing or rejected (HTTP 401 or 403)."""
+
+
+class UnknownModelError(BindingError, KeyError):
+    """Raised when the server does not have the requested model.
+
+    ``available`` lists the models the server reported, when it could be asked.
+    """
+
+    def __init__(self, message: str, *, available: list[str] | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.available = available or []
+
+
+class RateLimitError(BindingError):
+    """Raised on HTTP 429 once retries are spent, or at once for a used-up quota."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class BadRequestError(BindingError):
+    """Raised when the server refuses the request (a 4xx other than 401/403/404/429)."""
+
+
+class ServerError(BindingError):
+    """Raised on HTTP 5xx, or when a server reports an error in a 200 body."""
+
+
+class ProtocolError(BindingError):
+    """Raised when a response does not follow the binding's protocol."""
+
+
+class StreamBrokenError(BindingError):
+    """Raised when a streamed answer stops part-way.
+
+    The server reported an error in the stream, closed the connection early,
+    ended without its end marker, or went silent past the read timeout.
+    ``partial_text`` holds the text received until then.
+    """

@@ -1,0 +1,106 @@
+"""Loopback imitation of the new LoLLMs server (ParisNeo/lollms, port 9642).
+
+It is the OpenAI-compatible server with the LoLLMs differences:
+
+* ``Authorization: Bearer lollms_...`` required (``api_key``, default
+  :data:`DEFAULT_KEY`; set ``api_key = None`` to disable, as an admin can);
+  missing key → ``401 {"detail": "API Key is required."}`` + ``WWW-Authenticate: Bearer``.
+* FastAPI errors ``{"detail": "..."}``; 429 is ``{"detail": "Rate limit exceeded."}``
+  and never carries ``Retry-After`` (planned headers are dropped).
+* Model ids are ``binding_alias/model`` (``ollama/test-model``); a name without
+  an alias → 400, an unknown id → 404.
+* Mid-stream error ``data: {"error": {"message": "boom", "type": "server_error"}}``
+  then ``data: [DONE]``.
+* ``/v1/tokenize|detokenize|count_tokens|context_size`` and the same under
+  ``/lollms/v1``; ``/lollms/v1/capabilities``. No legacy ``/list_models``.
+"""
+
+from __future__ import annotations
+
+from .base import Exchange, is_special_model
+from .openai_compat import OpenAIServer
+
+DEFAULT_KEY = "lollms_loopback-test-key"
+
+
+class LollmsServer(OpenAIServer):
+    default_models = ("ollama/test-model", "ollama/vision-model")
+    midstream_error = {"message": "boom", "type": "server_error"}
+    context_size = 4096
+
+    def __init__(self, models: list[str] | None = None, api_key: str | None = DEFAULT_KEY):
+        super().__init__(models, api_key)
+        self.error_style = "fastapi"
+        self._vocab: dict[str, int] = {}
+
+    def setup_routes(self) -> None:
+        super().setup_routes()
+        for prefix in ("/v1", "/lollms/v1"):
+            self.route("POST", prefix + "/tokenize", self.tokenize)
+            self.route("POST", prefix + "/detokenize", self.detokenize)
+            self.route("POST", prefix + "/count_tokens", self.count_tokens)
+            self.route("POST", prefix + "/context_size", self.get_context_size)
+        self.route("GET", "/lollms/v1/capabilities", self.capabilities)
+
+    def not_found(self, ex: Exchange) -> None:
+        ex.send_json({"detail": "Not Found"}, 404)
+
+    def auth_failure(self, ex: Exchange, given: str) -> None:
+        key = given[7:] if given.startswith("Bearer ") else ""
+        if not key:
+            msg = "API Key is required."
+        elif not key.startswith("lollms_"):
+            msg = "Invalid API Key format."
+        else:
+            msg = "Invalid API Key."
+        ex.send_json({"detail": msg}, 401, {"WWW-Authenticate": "Bearer"})
+
+    def planned_failure(self, ex: Exchange, status: int, headers: dict, code: str | None) -> None:
+        if status == 429:
+            ex.send_json({"detail": "Rate limit exceeded."}, 429)
+        else:
+            msg = {401: "Invalid API Key.", 403: "Service disabled.", 404: "Not Found",
+                   503: "No admin user configured."}.get(status, f"Planned failure {status}.")
+            ex.send_json({"detail": msg}, status, headers)
+
+    def model_error(self, ex: Exchange, model: str) -> bool:
+        if is_special_model(model):
+            return False
+        if "/" not in model:
+            ex.send_json({"detail": f"Invalid model name '{model}'. Expected 'binding_alias/model_name'."}, 400)
+            return True
+        if model not in self.models:
+            ex.send_json({"detail": f"Model '{model}' not found."}, 404)
+            return True
+        return False
+
+    def image_model_error(self, ex: Exchange, model: str | None) -> bool:
+        if model and "/" not in model:
+            ex.send_json({"detail": "TTI model must be given as 'tti_alias/model_name'."}, 400)
+            return True
+        return False
+
+    # -- token helpers: one token per whitespace-separated word
+    def _ids(self, text: str) -> list[int]:
+        out = []
+        for w in text.split():
+            out.append(self._vocab.setdefault(w, 1000 + len(self._vocab)))
+        return out
+
+    def tokenize(self, ex: Exchange) -> None:
+        tokens = self._ids(str((ex.json or {}).get("text", "")))
+        ex.send_json({"tokens": tokens, "count": len(tokens)})
+
+    def detokenize(self, ex: Exchange) -> None:
+        inv = {v: k for k, v in self._vocab.items()}
+        toks = (ex.json or {}).get("tokens") or []
+        ex.send_json({"text": " ".join(inv.get(t, f"<{t}>") for t in toks)})
+
+    def count_tokens(self, ex: Exchange) -> None:
+        ex.send_json({"count": len(str((ex.json or {}).get("text", "")).split())})
+
+    def get_context_size(self, ex: Exchange) -> None:
+        ex.send_json({"context_size": self.context_size})
+
+    def capabilities(self, ex: Exchange) -> None:
+        ex.send_json({"version": "loopback", "features": ["chat", "tokenize", "images"]})

@@ -1,0 +1,294 @@
+"""Loopback imitation of an OpenAI-compatible server (OpenAI, vLLM, llama.cpp, LM Studio).
+
+Routes: ``GET /v1/models``, ``GET /v1/models/{id}``, ``POST /v1/chat/completions``
+(JSON or SSE), ``POST /v1/images/generations`` and ``GET /files/{name}.png`` (the
+target of ``url`` image responses).
+
+Knobs besides those of :class:`~tests.servers.base.LoopbackServer`:
+
+* ``crlf`` - SSE lines end with ``\\r\\n`` instead of ``\\n``.
+* ``keepalive_comments`` - ``: keep-alive`` comment events before the role
+  chunk and every fifth content chunk.
+* ``error_style`` - ``"openai"`` (``{"error": {...}}``), ``"vllm"`` (flat
+  ``{"object": "error", ...}``) or ``"fastapi"`` (``{"detail": ...}``); applies
+  to every error answered before a stream starts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+import uuid
+from typing import Any
+
+from .base import Encoder, Exchange, LoopbackServer, Plan, b64_png, tiny_png, word_count
+
+_VLLM_TYPES = {400: "BadRequestError", 401: "Unauthorized", 404: "NotFoundError",
+               429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable"}
+
+
+def message_text(content: Any) -> str:
+    """Text of a chat message ``content`` (string or list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content
+                         if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def last_user_text(messages: list) -> str:
+    for m in reversed(messages or []):
+        if isinstance(m, dict) and m.get("role") == "user":
+            return message_text(m.get("content"))
+    return ""
+
+
+def bad_image_part(messages: list) -> str | None:
+    """Return a reason when an ``image_url`` part is not a base64 data URL."""
+    for m in messages or []:
+        content = m.get("content") if isinstance(m, dict) else None
+        if not isinstance(content, list):
+            continue
+        for p in content:
+            if not isinstance(p, dict) or p.get("type") != "image_url":
+                continue
+            iu = p.get("image_url")
+            url = iu.get("url") if isinstance(iu, dict) else iu
+            if not isinstance(url, str) or not url.startswith("data:image/") or ";base64," not in url:
+                return "image_url.url must be a data:image/...;base64, URL"
+            try:
+                base64.b64decode(url.split(";base64,", 1)[1], validate=True)
+            except (binascii.Error, ValueError):
+                return "image_url.url does not hold valid base64 data"
+    return None
+
+
+class SSEEncoder(Encoder):
+    def __init__(self, srv: "OpenAIServer", model: str, include_usage: bool, prompt_tokens: int):
+        self.srv = srv
+        self.nl = "\r\n" if srv.crlf else "\n"
+        self.base = {"id": "chatcmpl-" + uuid.uuid4().hex[:12], "object": "chat.completion.chunk",
+                     "created": int(time.time()), "model": model, "system_fingerprint": "fp_loopback"}
+        self.include_usage = include_usage
+        self.prompt_tokens = prompt_tokens
+        self.n = 0
+        self._cache: dict[str, bytes] = {}
+
+    def data(self, payload: str) -> str:
+        return f"data: {payload}{self.nl}{self.nl}"
+
+    def chunk(self, delta: dict, finish: str | None = None, choices: bool = True, usage=None) -> str:
+        obj = dict(self.base)
+        obj["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if choices else []
+        if self.include_usage:
+            obj["usage"] = usage
+        return self.data(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+
+    def keepalive(self) -> str:
+        return f": keep-alive{self.nl}{self.nl}"
+
+    def start(self) -> bytes:
+        text = self.chunk({"role": "assistant", "content": ""})
+        if self.srv.keepalive_comments:
+            text = self.keepalive() + text
+        return text.encode("utf-8")
+
+    def piece(self, text: str) -> bytes:
+        data = self._cache.get(text)
+        if data is None:
+            data = self.chunk({"content": text}).encode("utf-8")
+            if len(self._cache) < 256:
+                self._cache[text] = data
+        self.n += 1
+        if self.srv.keepalive_comments and self.n % 5 == 0:
+            data = self.keepalive().encode() + data
+        return data
+
+    def finish(self, plan: Plan, sent: int) -> bytes:
+        out = self.chunk({}, plan.finish)
+        if self.include_usage:
+            out += self.chunk({}, choices=False, usage={
+                "prompt_tokens": self.prompt_tokens, "completion_tokens": sent,
+                "total_tokens": self.prompt_tokens + sent})
+        out += self.data("[DONE]")
+        return out.encode("utf-8")
+
+    def error(self, fault: str) -> bytes:
+        if fault == "fail-midstream-llamacpp":
+            err = json.dumps({"code": 500, "message": "boom", "type": "server_error"})
+            text = f"error: {err}{self.nl}{self.nl}"
+        else:
+            text = self.data(json.dumps({"error": self.srv.midstream_error}))
+        return (text + self.data("[DONE]")).encode("utf-8")
+
+
+class OpenAIServer(LoopbackServer):
+    """OpenAI-compatible ``/v1`` server."""
+
+    default_models = ("test-model", "vision-model")
+    midstream_error: dict = {"message": "boom", "type": "server_error", "param": None, "code": None}
+
+    def __init__(self, models: list[str] | None = None, api_key: str | None = None):
+        super().__init__(models, api_key)
+        self.crlf = False
+        self.keepalive_comments = False
+        self.error_style = "openai"
+
+    def setup_routes(self) -> None:
+        self.route("GET", "/v1/models", self.list_models)
+        self.route("GET", "/v1/models/*", self.get_model)
+        self.route("POST", "/v1/chat/completions", self.chat)
+        self.route("POST", "/v1/images/generations", self.images)
+        self.route("GET", "/files/*", self.file)
+
+    # -- errors
+    def error(self, ex: Exchange, status: int, message: str, type_: str | None = None,
+              code: str | None = None, param: str | None = None, headers: dict | None = None) -> None:
+        if self.error_style == "vllm":
+            body = {"object": "error", "message": message, "type": _VLLM_TYPES.get(status, "BadRequestError"),
+                    "param": param, "code": status}
+        elif self.error_style == "fastapi":
+            body = {"detail": message}
+        else:
+            body = {"error": {"message": message, "type": type_ or "invalid_request_error",
+                              "param": param, "code": code}}
+        ex.send_json(body, status, headers)
+
+    def not_found(self, ex: Exchange) -> None:
+        self.error(ex, 404, f"Invalid URL ({ex.req.method} {ex.req.path})")
+
+    def check_auth(self, ex: Exchange) -> bool:
+        if not self.api_key or ex.req.path.startswith("/files/"):
+            return False
+        given = ex.req.headers.get("authorization", "")
+        if given == f"Bearer {self.api_key}":
+            return False
+        self.auth_failure(ex, given)
+        return True
+
+    def auth_failure(self, ex: Exchange, given: str) -> None:
+        key = given[7:] if given.startswith("Bearer ") else given
+        if not key:
+            self.error(ex, 401, "You didn't provide an API key. You need to provide your API key in an "
+                                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                       "invalid_request_error", None)
+            return
+        masked = key[:3] + "*" * 4 + key[-4:] if len(key) > 8 else "*" * len(key)
+        self.error(ex, 401, f"Incorrect API key provided: {masked}. You can find your API key at "
+                            "https://platform.openai.com/account/api-keys.",
+                   "invalid_request_error", "invalid_api_key")
+
+    def planned_failure(self, ex: Exchange, status: int, headers: dict, code: str | None) -> None:
+        if status == 429 and code == "insufficient_quota":
+            self.error(ex, 429, "You exceeded your current quota, please check your plan and billing details.",
+                       "insufficient_quota", "insufficient_quota", headers=headers)
+        elif status == 429:
+            self.error(ex, 429, "Rate limit reached for requests. Please try again later.",
+                       "requests", code or "rate_limit_exceeded", headers=headers)
+        elif status >= 500:
+            self.error(ex, status, "The server had an error while processing your request.",
+                       "server_error", code, headers=headers)
+        elif status == 401:
+            self.error(ex, 401, "Incorrect API key provided.", "invalid_request_error",
+                       code or "invalid_api_key", headers=headers)
+        elif status == 404:
+            self.error(ex, 404, "The model does not exist or you do not have access to it.",
+                       "invalid_request_error", code or "model_not_found", headers=headers)
+        else:
+            self.error(ex, status, f"Planned failure {status}.", "invalid_request_error", code, headers=headers)
+
+    def model_error(self, ex: Exchange, model: str) -> bool:
+        """Answer an unusable model name; True when answered."""
+        if not model:
+            self.error(ex, 400, "you must provide a model parameter", "invalid_request_error", None)
+            return True
+        if not self.knows_model(model):
+            self.error(ex, 404, f"The model `{model}` does not exist or you do not have access to it.",
+                       "invalid_request_error", "model_not_found")
+            return True
+        return False
+
+    # -- routes
+    def model_card(self, name: str) -> dict:
+        return {"id": name, "object": "model", "created": 1700000000, "owned_by": "loopback"}
+
+    def list_models(self, ex: Exchange) -> None:
+        ex.send_json({"object": "list", "data": [self.model_card(m) for m in self.models]})
+
+    def get_model(self, ex: Exchange) -> None:
+        name = ex.req.path[len("/v1/models/"):]
+        if name not in self.models:
+            self.error(ex, 404, f"The model `{name}` does not exist or you do not have access to it.",
+                       "invalid_request_error", "model_not_found")
+        else:
+            ex.send_json(self.model_card(name))
+
+    def chat(self, ex: Exchange) -> None:
+        body = ex.json
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            self.error(ex, 400, "'messages' is a required property", "invalid_request_error", None, "messages")
+            return
+        model = body.get("model") or ""
+        if self.model_error(ex, model):
+            return
+        bad = bad_image_part(body["messages"])
+        if bad:
+            self.error(ex, 400, f"Invalid image: {bad}", "invalid_request_error", "invalid_image_url",
+                       "messages")
+            return
+        limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        plan = self.plan(model, last_user_text(body["messages"]), limit)
+        prompt_tokens = sum(word_count(message_text(m.get("content"))) for m in body["messages"]
+                            if isinstance(m, dict))
+        if body.get("stream"):
+            usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            enc = SSEEncoder(self, model, usage, prompt_tokens)
+            stream = ex.stream("text/event-stream; charset=utf-8", headers={"Cache-Control": "no-cache"},
+                               mixed=not plan.fast)
+            self.drive(stream, plan, enc)
+            return
+        if plan.fault in ("fail-midstream", "fail-midstream-llamacpp"):
+            self.error(ex, 500, "boom", "server_error", None)
+            return
+        n = len(plan.pieces)
+        obj = {"id": "chatcmpl-" + uuid.uuid4().hex[:12], "object": "chat.completion",
+               "created": int(time.time()), "model": model,
+               "choices": [{"index": 0, "message": {"role": "assistant", "content": plan.text},
+                            "logprobs": None, "finish_reason": plan.finish}],
+               "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n,
+                         "total_tokens": prompt_tokens + n},
+               "system_fingerprint": "fp_loopback"}
+        data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        if not self.nonstream_fault(ex, plan, data, "application/json"):
+            ex.send(200, data, "application/json")
+
+    def image_model_error(self, ex: Exchange, model: str | None) -> bool:
+        return False
+
+    def images(self, ex: Exchange) -> None:
+        body = ex.json
+        if not isinstance(body, dict) or not body.get("prompt"):
+            self.error(ex, 400, "'prompt' is a required property", "invalid_request_error", None, "prompt")
+            return
+        model = body.get("model")
+        if self.image_model_error(ex, model):
+            return
+        n = int(body.get("n") or 1)
+        fmt = body.get("response_format") or "url"
+        if str(model or "").startswith("gpt-image"):
+            fmt = "b64_json"
+        if fmt == "b64_json":
+            data = [{"b64_json": b64_png(), "revised_prompt": body["prompt"]} for _ in range(n)]
+        else:
+            data = [{"url": f"{self.url}/files/image-{i}.png", "revised_prompt": body["prompt"]}
+                    for i in range(n)]
+        ex.send_json({"created": int(time.time()), "data": data})
+
+    def file(self, ex: Exchange) -> None:
+        if ex.req.path.endswith(".png"):
+            ex.send(200, tiny_png(), "image/png")
+        else:
+            self.not_found(ex)
