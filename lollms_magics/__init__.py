@@ -36,7 +36,17 @@ _EXPORTS: dict[str, str] = {
     "BindingError": "lollms_magics.errors",
 }
 
-__all__ = [*_EXPORTS, "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [
+    "Binding",
+    "BindingError",
+    "LollmsMagicsError",
+    "ModelInfo",
+    "Response",
+    "binding_names",
+    "get_binding",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
 
 if TYPE_CHECKING:
     from .bindings import binding_names, get_binding

@@ -34,13 +34,13 @@ def parse_retry_after(headers: httpx.Headers, now: float | None = None) -> float
 
     ``retry-after`` may be a number of seconds or an HTTP date.
     """
-    ms = headers.get("retry-after-ms")
+    ms: str | None = headers.get("retry-after-ms")
     if ms:
         try:
             return max(float(ms) / 1000.0, 0.0)
         except ValueError:
             pass
-    value = headers.get("retry-after")
+    value: str | None = headers.get("retry-after")
     if not value:
         return None
     try:
@@ -51,7 +51,8 @@ def parse_retry_after(headers: httpx.Headers, now: float | None = None) -> float
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+    seconds: float = when.timestamp() - (time.time() if now is None else now)
+    return max(seconds, 0.0)
 
 
 def backoff_delay(attempt: int) -> float:
@@ -118,7 +119,9 @@ def status_error(
     where = f"{binding} at {url}"
     kw: dict[str, Any] = {"binding": binding, "url": url, "status_code": status}
     if status in (401, 403):
-        return AuthenticationError(f"{where} refused the API key ({status}: {message}); {key_hint}", **kw)
+        return AuthenticationError(
+            f"{where} refused the API key ({status}: {message}); {key_hint}", **kw
+        )
     if status == 404 and (code == "model_not_found" or "model" in message.lower()):
         return UnknownModelError(f"{where}: {message}", **kw)
     if status == 429:
@@ -128,7 +131,9 @@ def status_error(
             )
         wait = parse_retry_after(headers)
         when = f"; retry in {wait:.0f} s" if wait else "; wait a little and retry"
-        return RateLimitError(f"{where} is rate limiting requests ({message}){when}", retry_after=wait, **kw)
+        return RateLimitError(
+            f"{where} is rate limiting requests ({message}){when}", retry_after=wait, **kw
+        )
     if status >= 500:
         return ServerError(f"{where} failed ({status}: {message}); check the server's log", **kw)
     return BadRequestError(f"{where} refused the request ({status}: {message})", **kw)
@@ -136,7 +141,7 @@ def status_error(
 
 def should_retry(status: int, headers: httpx.Headers, code: str | None) -> bool:
     """Whether a failed request may be sent again (before any body was streamed)."""
-    explicit = headers.get("x-should-retry")
+    explicit: str | None = headers.get("x-should-retry")
     if explicit in ("true", "false"):
         return explicit == "true"
     return status in RETRY_STATUSES and code != "insufficient_quota"
