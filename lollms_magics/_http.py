@@ -57,7 +57,7 @@ def parse_retry_after(headers: httpx.Headers, now: float | None = None) -> float
 
 def backoff_delay(attempt: int) -> float:
     """Exponential backoff with jitter for retry number ``attempt`` (0-based)."""
-    delay = min(BACKOFF_START * 2**attempt, BACKOFF_MAX)
+    delay = min(BACKOFF_START * 2.0**attempt, BACKOFF_MAX)
     return delay * (0.75 + random.random() / 4)
 
 

@@ -98,8 +98,13 @@ def encode_image(image: ImageInput) -> EncodedImage:
         import io
 
         buffer = io.BytesIO()
-        # PNG keeps every mode PIL offers (RGBA, L, P...) without loss.
-        image.save(buffer, format="PNG")
+        # PNG keeps RGB(A), L, P... without loss; other modes (CMYK, YCbCr, F...)
+        # are converted first.
+        try:
+            image.save(buffer, format="PNG")
+        except (OSError, ValueError):
+            buffer = io.BytesIO()
+            image.convert("RGBA" if "A" in image.getbands() else "RGB").save(buffer, format="PNG")
         return EncodedImage("image/png", base64.b64encode(buffer.getvalue()).decode("ascii"))
     raise InvalidImageError(
         f"an image must be a path, bytes, a PIL image or a data URL, not {type(image).__name__}"

@@ -9,6 +9,7 @@ OpenAI and ``num_predict`` for Ollama) and reports the ones it cannot honour.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -55,18 +56,28 @@ def _check(spec: OptionSpec, value: Any) -> Any:
     if isinstance(value, bool):
         raise InvalidOptionError(f"option {spec.name} takes a number, not {value!r}")
     if spec.kind is int:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int):
+        # numbers.Integral/Real also admit numpy scalars; the wire gets plain Python numbers.
+        if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+            if not math.isfinite(value) or not float(value).is_integer():
+                raise InvalidOptionError(
+                    f"option {spec.name} takes a whole number, not {value!r}"
+                )
+            value = int(float(value))
+        if not isinstance(value, numbers.Integral):
             raise InvalidOptionError(f"option {spec.name} takes a whole number, not {value!r}")
+        value = int(value)
     else:
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not isinstance(value, numbers.Real) or not math.isfinite(value):
             raise InvalidOptionError(f"option {spec.name} takes a number, not {value!r}")
         value = float(value)
     if spec.minimum is not None and value < spec.minimum:
-        raise InvalidOptionError(f"option {spec.name} must be at least {spec.minimum:g}, not {value}")
+        raise InvalidOptionError(
+            f"option {spec.name} must be at least {spec.minimum:g}, not {value}"
+        )
     if spec.maximum is not None and value > spec.maximum:
-        raise InvalidOptionError(f"option {spec.name} must be at most {spec.maximum:g}, not {value}")
+        raise InvalidOptionError(
+            f"option {spec.name} must be at most {spec.maximum:g}, not {value}"
+        )
     return value
 
 

@@ -173,6 +173,7 @@ class Binding:
         self._transport = transport
         self._verify = verify
         self._client: httpx.Client | None = None
+        self._listing_models = False
         self._sleep = time.sleep  # replaced in tests to keep retries fast
 
     # -- public API --------------------------------------------------------
@@ -204,6 +205,7 @@ class Binding:
         """
         checked = validate_options(options)
         messages = build_messages(prompt_or_messages, system, images)
+        self._prepare()  # after validation: bad options and images never reach the wire
         supported = self._option_map()
         ignored = [name for name in checked if name not in supported]
         if ignored:
@@ -246,6 +248,9 @@ class Binding:
 
     def _list_models(self) -> list[ModelInfo]:
         raise NotImplementedError
+
+    def _prepare(self) -> None:
+        """Called by :meth:`generate` once the request is valid, before options are mapped."""
 
     def _normalize_host(self, host: str) -> str:
         return normalize_host(host)
@@ -316,7 +321,8 @@ class Binding:
                 ) from None
             except httpx.HTTPError as exc:
                 raise ServerUnreachableError(
-                    f"request to {self.name} at {self.host} failed ({_reason(exc)}); {self.start_hint}",
+                    f"request to {self.name} at {self.host} failed ({_reason(exc)}); "
+                    f"{self.start_hint}",
                     binding=self.name,
                     url=url,
                 ) from None
@@ -336,12 +342,15 @@ class Binding:
                 wait = _http.parse_retry_after(response.headers)
                 if wait is not None and wait > _http.RETRY_AFTER_CAP:
                     raise error  # the server wants far longer than we should block a cell
-                self._sleep(wait if wait is not None else _http.backoff_delay(attempt))
+                self._sleep(wait if wait else _http.backoff_delay(attempt))
                 attempt += 1
                 continue
             raise error
 
     def _status_error(self, response: httpx.Response, body: bytes, url: str) -> BindingError:
+        if self._api_key:
+            # Some servers and proxies quote the key they refused; never show it.
+            body = body.replace(self._api_key.encode("utf-8"), b"<your key>")
         error = _http.status_error(
             response.status_code,
             body,
@@ -350,15 +359,19 @@ class Binding:
             url=url,
             key_hint=self._key_hint(),
         )
-        if isinstance(error, UnknownModelError):
+        if isinstance(error, UnknownModelError) and not self._listing_models:
             self._add_available_models(error)
         return error
 
     def _add_available_models(self, error: UnknownModelError) -> None:
+        # The flag stops a 404 from the model listing itself from listing again.
+        self._listing_models = True
         try:
             error.available = [m.name for m in self._list_models()]
         except BindingError:
             return
+        finally:
+            self._listing_models = False
         if error.available:
             shown = ", ".join(error.available[:12])
             more = ", ..." if len(error.available) > 12 else ""
@@ -389,16 +402,36 @@ class Binding:
         """The model to use when none was given: the server's first."""
         if self.model is None:
             models = self._list_models()
-            if models:
-                self.model = models[0].name
+            if not models:
+                raise UnknownModelError(
+                    f"{self.name} at {self.host} has no models; install one on the server, "
+                    "or name one with model=",
+                    binding=self.name,
+                    url=self.host,
+                )
+            self.model = models[0].name
         return self.model
 
     @contextlib.contextmanager
-    def _reading(self, response: httpx.Response, what: str = "the answer") -> Iterator[None]:
-        """Turn transport failures while reading a body into StreamBrokenError."""
+    def _reading(
+        self, response: httpx.Response, what: str = "the answer", answer: Response | None = None
+    ) -> Iterator[None]:
+        """Turn transport failures while reading a body into StreamBrokenError.
+
+        With ``answer``, silence before its first piece of text is a
+        :class:`BindingTimeout` (the server never started answering), not a
+        broken stream.
+        """
         try:
             yield
         except httpx.TimeoutException:
+            if answer is not None and answer._first is None:
+                raise BindingTimeout(
+                    f"{self.name} at {self.host} sent no text within {self.read_timeout:g} s; "
+                    "the model may still be loading: raise read_timeout or check the server",
+                    binding=self.name,
+                    url=str(response.url),
+                ) from None
             raise StreamBrokenError(
                 f"{self.name} at {self.host} went silent for {self.read_timeout:g} s "
                 f"in the middle of {what or 'its answer'}; the server may be stuck",

@@ -18,13 +18,12 @@ answered only by the new server, ``GET /list_models`` only by the old one);
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
 
 from ..errors import BindingError, ProtocolError, ServerError, ServerUnreachableError
-from ..images import ImageInput
 from ..response import Response
 from .base import GenerationRequest, Message, ModelInfo, normalize_host
 from .openai import OpenAIBinding
@@ -37,7 +36,9 @@ PROTOCOLS = ("auto", "webui", "v1")
 
 _WEBUI_OPTIONS = {
     name: name
-    for name in ("n_predict", "temperature", "top_k", "top_p", "repeat_penalty", "repeat_last_n", "seed")
+    for name in (
+        "n_predict", "temperature", "top_k", "top_p", "repeat_penalty", "repeat_last_n", "seed"
+    )
 }
 # The new server reads only these sampling fields from a chat request.
 _V1_OPTIONS = {"n_predict": "max_tokens", "temperature": "temperature"}
@@ -151,23 +152,10 @@ class LollmsBinding(OpenAIBinding):
     def _option_map(self) -> Mapping[str, str]:
         return _V1_OPTIONS if self.protocol == "v1" else _WEBUI_OPTIONS
 
-    # -- public API -----------------------------------------------------------
-
-    def generate(
-        self,
-        prompt_or_messages: str | Sequence[Mapping[str, Any]],
-        *,
-        images: Sequence[ImageInput] | None = None,
-        system: str | None = None,
-        stream: bool = True,
-        model: str | None = None,
-        **options: Any,
-    ) -> Response:
-        """As :meth:`Binding.generate`; the first call finds out which LoLLMs server runs."""
+    def _prepare(self) -> None:
+        # The first generation finds out which LoLLMs server runs (after the
+        # options and images were checked, so bad ones never cause a request).
         self.detect()
-        return super().generate(
-            prompt_or_messages, images=images, system=system, stream=stream, model=model, **options
-        )
 
     def _list_models(self) -> list[ModelInfo]:
         if self.detect() == "v1":
@@ -208,8 +196,27 @@ class LollmsBinding(OpenAIBinding):
                 with self._reading(http):
                     http.read()
                 raise self._webui_error(http)
-            with self._reading(http):
-                yield from http.iter_text()
+            with self._reading(http, answer=response):
+                if not request.stream:
+                    yield from http.iter_text()
+                    return
+                # The server holds a "!" back in case "@>" (a role change)
+                # follows, and may release it as the very last piece; its own
+                # client strips it. A "!" ending a piece waits for the next one.
+                held = False
+                try:
+                    for piece in http.iter_text():
+                        if held:
+                            piece = "!" + piece
+                        held = piece.endswith("!")
+                        if held:
+                            piece = piece[:-1]
+                        if piece:
+                            yield piece
+                except httpx.HTTPError:
+                    if held:  # the connection broke: that "!" was received text
+                        yield "!"
+                    raise
         finally:
             http.close()
 

@@ -8,8 +8,8 @@ Images travel as raw base64, without a ``data:`` prefix.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
 
 import httpx
 
@@ -35,7 +35,7 @@ class OllamaBinding(Binding):
     default_host = f"http://127.0.0.1:{DEFAULT_PORT}"
     host_env = "OLLAMA_HOST"
     start_hint = "start it with `ollama serve`, or set OLLAMA_HOST / --host to where it runs"
-    option_names = {
+    option_names: ClassVar[Mapping[str, str]] = {
         "n_predict": "num_predict",
         "temperature": "temperature",
         "top_k": "top_k",
@@ -117,7 +117,7 @@ class OllamaBinding(Binding):
         field = "response" if path == "/api/generate" else "message"
         http = self._open("POST", path, body)
         try:
-            with self._reading(http):
+            with self._reading(http, answer=response):
                 if request.stream:
                     yield from self._read_lines(http, response, field)
                 else:
@@ -155,11 +155,13 @@ class OllamaBinding(Binding):
                 event = loads(line)
             except ValueError:
                 raise self._broken("the server sent a line that is not JSON", http) from None
+            if not isinstance(event, dict):
+                raise self._broken("the server sent a line that is not a JSON object", http)
             if "error" in event:
                 raise self._broken(f"the server reported an error: {event['error']}", http)
             if chat:
                 message = event.get("message")
-                text = message.get("content") if message else None
+                text = message.get("content") if isinstance(message, dict) else None
             else:
                 text = event.get("response")
             if text:

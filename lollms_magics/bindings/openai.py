@@ -28,7 +28,11 @@ _STANDARD = {
     "stop": "stop",
 }
 # Sampling settings outside OpenAI's schema that llama.cpp, vLLM and LM Studio take.
-_LOCAL_EXTRAS = {"top_k": "top_k", "repeat_penalty": "repeat_penalty", "repeat_last_n": "repeat_last_n"}
+_LOCAL_EXTRAS = {
+    "top_k": "top_k",
+    "repeat_penalty": "repeat_penalty",
+    "repeat_last_n": "repeat_last_n",
+}
 
 
 def chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
@@ -102,7 +106,7 @@ class OpenAIBinding(Binding):
         body = self._body(request, model)
         http = self._open("POST", "/chat/completions", body)
         try:
-            with self._reading(http):
+            with self._reading(http, answer=response):
                 if not request.stream:
                     yield self._read_whole(http, response)
                     return
@@ -157,7 +161,9 @@ class OpenAIBinding(Binding):
                 raise self._broken(f"the server reported an error: {_event_error(line[6:])}", http)
             else:  # comments (": keep-alive"), event:, id:, retry:
                 continue
-            if "error" in event and event["error"]:
+            if not isinstance(event, dict):
+                raise self._broken("the server sent an event that is not a JSON object", http)
+            if event.get("error"):
                 raise self._broken(f"the server reported an error: {_event_error(event)}", http)
             choices = event.get("choices")
             if choices:

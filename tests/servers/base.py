@@ -18,21 +18,23 @@ import json
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
+    "FAULT_NAMES",
     "ClientGone",
     "LoopbackServer",
     "Plan",
     "Recorded",
     "Stream",
-    "FAULT_NAMES",
     "plan_reply",
     "split_pieces",
     "tiny_png",
@@ -41,6 +43,7 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def split_pieces(text: str, sizes: tuple[int, ...] = (2, 3, 4, 3)) -> list[str]:
     """Cut *text* into small pieces of 2-4 characters (cycling through *sizes*).
@@ -51,7 +54,7 @@ def split_pieces(text: str, sizes: tuple[int, ...] = (2, 3, 4, 3)) -> list[str]:
     i = k = 0
     while i < len(text):
         n = sizes[k % len(sizes)]
-        out.append(text[i:i + n])
+        out.append(text[i : i + n])
         i += n
         k += 1
     return out
@@ -65,13 +68,18 @@ def tiny_png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (200, 
     """A valid RGB PNG built with zlib + struct."""
 
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + tag + data
-                + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        )
 
     row = b"\x00" + bytes(rgb) * width
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(row * height)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(row * height))
+        + chunk(b"IEND", b"")
+    )
 
 
 IMAGE_MAGICS = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM")
@@ -88,14 +96,14 @@ def http_date_now() -> str:
 # ---------------------------------------------------------------- replies
 
 FAULT_NAMES = (
-    "fail-midstream",           # k pieces then the protocol's in-band error
+    "fail-midstream",  # k pieces then the protocol's in-band error
     "fail-midstream-llamacpp",  # OpenAI flavour: `error: {...}` SSE line then [DONE]
-    "truncate",                 # k pieces then the chunked body is aborted
-    "truncate-clean",           # k pieces then a well-formed end without terminator
-    "truncate-midline",         # k pieces then half an event, then abort
-    "stall",                    # 2 pieces then silence until stop()/stall_timeout
-    "stall-before",             # headers then silence
-    "slow",                     # slow_pieces pieces, slow_delay seconds apart
+    "truncate",  # k pieces then the chunked body is aborted
+    "truncate-clean",  # k pieces then a well-formed end without terminator
+    "truncate-midline",  # k pieces then half an event, then abort
+    "stall",  # 2 pieces then silence until stop()/stall_timeout
+    "stall-before",  # headers then silence
+    "slow",  # slow_pieces pieces, slow_delay seconds apart
 )
 _COUNT_RE = re.compile(r"^count-(\d+)$")
 
@@ -106,11 +114,11 @@ class Plan:
 
     model: str
     pieces: list[str]
-    finish: str = "stop"           # "stop" | "length"
-    fault: str | None = None       # one of FAULT_NAMES or None
-    fault_at: int = 0              # pieces sent before the fault fires
-    delay: float = 0.0             # seconds between pieces
-    fast: bool = False             # one chunk per event, no split/coalesce
+    finish: str = "stop"  # "stop" | "length"
+    fault: str | None = None  # one of FAULT_NAMES or None
+    fault_at: int = 0  # pieces sent before the fault fires
+    delay: float = 0.0  # seconds between pieces
+    fast: bool = False  # one chunk per event, no split/coalesce
 
     @property
     def text(self) -> str:
@@ -130,8 +138,9 @@ def is_special_model(model: str) -> bool:
     return name in FAULT_NAMES or bool(_COUNT_RE.match(name))
 
 
-def plan_reply(model: str, prompt_text: str, limit: int | None, *,
-               slow_pieces: int = 50, slow_delay: float = 0.02) -> Plan:
+def plan_reply(
+    model: str, prompt_text: str, limit: int | None, *, slow_pieces: int = 50, slow_delay: float = 0.02
+) -> Plan:
     """Deterministic reply for *model* given the last user text.
 
     Normal models answer ``"Echo: " + prompt_text`` cut into 2-4 character
@@ -162,6 +171,7 @@ def plan_reply(model: str, prompt_text: str, limit: int | None, *,
 
 # ---------------------------------------------------------------- records
 
+
 @dataclass
 class Recorded:
     method: str
@@ -178,17 +188,19 @@ class ClientGone(Exception):
 
 # ---------------------------------------------------------------- streams
 
+
 class Stream:
     """Hand-written HTTP/1.1 chunked body writer.
 
     ``event()`` applies a rotating pattern so framing is exercised: event 0
-    goes out as one chunk, event 1 is split across writes (inside a
-    multibyte UTF-8 character when it holds one, and in the middle), event 2
-    is held back and written together with event 3 in one chunk, and so on.
+    goes out as one chunk, event 1 is split across writes (in the middle),
+    event 2 is held back and written together with event 3 in one write,
+    and so on. Any write holding a multibyte UTF-8 character is also cut
+    right after that character's first byte.
     With ``mixed=False`` every event is exactly one chunk (fast path).
     """
 
-    def __init__(self, ex: "Exchange", mixed: bool = True):
+    def __init__(self, ex: Exchange, mixed: bool = True):
         self.ex = ex
         self.server = ex.server
         self.mixed = mixed
@@ -229,15 +241,16 @@ class Stream:
             return
         mode = self._n % 3
         self._n += 1
+        multibyte = any(b >= 0xC0 for b in data)
         if self._pending:
             data, self._pending = self._pending + data, b""
-            self.chunk(data)
-        elif mode == 0:
-            self.chunk(data)
-        elif mode == 1:
+            self.split(data) if multibyte else self.chunk(data)
+        elif mode == 2:
+            self._pending = data
+        elif mode == 1 or multibyte:
             self.split(data)
         else:
-            self._pending = data
+            self.chunk(data)
 
     def flush(self) -> None:
         if self._pending:
@@ -295,10 +308,11 @@ class Encoder:
 
 # ---------------------------------------------------------------- exchange
 
+
 class Exchange:
     """One request/response pair, handed to route handlers."""
 
-    def __init__(self, server: "LoopbackServer", handler: BaseHTTPRequestHandler, req: Recorded):
+    def __init__(self, server: LoopbackServer, handler: BaseHTTPRequestHandler, req: Recorded):
         self.server = server
         self.h = handler
         self.req = req
@@ -344,8 +358,9 @@ class Exchange:
             h.close_connection = True
             raise ClientGone() from exc
 
-    def send(self, status: int, body: bytes, content_type: str,
-             headers: dict[str, str] | None = None) -> None:
+    def send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         hdrs = {"Content-Type": content_type, "Content-Length": str(len(body))}
         hdrs.update(headers or {})
         self._head(status, hdrs)
@@ -356,8 +371,13 @@ class Exchange:
         body = json.dumps(obj, ensure_ascii=False).encode("utf-8")
         self.send(status, body, "application/json", headers)
 
-    def send_text(self, text: str, status: int = 200, content_type: str = "text/plain; charset=utf-8",
-                  headers: dict[str, str] | None = None) -> None:
+    def send_text(
+        self,
+        text: str,
+        status: int = 200,
+        content_type: str = "text/plain; charset=utf-8",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send(status, text.encode("utf-8"), content_type, headers)
 
     def send_truncated(self, body: bytes, content_type: str, status: int = 200) -> None:
@@ -370,8 +390,9 @@ class Exchange:
         self.server._stopping.wait(self.server.stall_timeout)
         self.abort()
 
-    def stream(self, content_type: str, status: int = 200, headers: dict[str, str] | None = None,
-               mixed: bool = True) -> Stream:
+    def stream(
+        self, content_type: str, status: int = 200, headers: dict[str, str] | None = None, mixed: bool = True
+    ) -> Stream:
         hdrs = {"Content-Type": content_type, "Transfer-Encoding": "chunked"}
         hdrs.update(headers or {})
         self._head(status, hdrs)
@@ -379,6 +400,7 @@ class Exchange:
 
 
 # ---------------------------------------------------------------- server
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -396,7 +418,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.owner._conn_closed(self.connection)
 
-    def log_message(self, format, *args):  # noqa: A002 - silence stderr logging
+    def log_message(self, format, *args):
         pass
 
     def _do(self):
@@ -408,7 +430,14 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    owner: "LoopbackServer"
+    owner: LoopbackServer
+
+    def handle_error(self, request, client_address):
+        # A client resetting an idle keep-alive connection (or stop() shutting
+        # sockets) is normal here; anything else is a bug worth printing.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
 
 
 Route = Callable[[Exchange], None]
@@ -442,6 +471,7 @@ class LoopbackServer:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._conns: set[socket.socket] = set()
+        self._vocab: dict[str, int] = {}
         self._routes: dict[tuple[str, str], Route] = {}
         self._prefix_routes: list[tuple[str, str, Route]] = []
         self._httpd: _HTTPServer | None = None
@@ -470,12 +500,16 @@ class LoopbackServer:
         raise NotImplementedError
 
     # -- lifecycle
-    def start(self) -> "LoopbackServer":
+    def start(self, port: int = 0) -> LoopbackServer:
         self._stopping.clear()
-        self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = _HTTPServer(("127.0.0.1", port), _Handler)
         self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"{type(self).__name__}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name=f"{type(self).__name__}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -583,8 +617,14 @@ class LoopbackServer:
             parsed = json.loads(body) if body else None
         except ValueError:
             parsed = None
-        req = Recorded(h.command, parts.path, {k.lower(): v for k, v in h.headers.items()},
-                       parsed, body, parse_qs(parts.query))
+        req = Recorded(
+            h.command,
+            parts.path,
+            {k.lower(): v for k, v in h.headers.items()},
+            parsed,
+            body,
+            parse_qs(parts.query),
+        )
         with self._lock:
             self.requests.append(req)
         ex = Exchange(self, h, req)
@@ -605,6 +645,16 @@ class LoopbackServer:
         except ClientGone:
             h.close_connection = True
 
+    # -- word tokens (one token per whitespace-separated word, ids from 1000)
+    def word_tokens(self, text: str) -> list[int]:
+        with self._lock:
+            return [self._vocab.setdefault(w, 1000 + len(self._vocab)) for w in text.split()]
+
+    def word_text(self, ids: list[int]) -> list[str]:
+        with self._lock:
+            inv = {v: k for k, v in self._vocab.items()}
+        return [inv.get(i, f"<{i}>") for i in ids]
+
     # -- generation
     def plan(self, model: str, prompt_text: str, limit: int | None) -> Plan:
         return plan_reply(model, prompt_text, limit, slow_pieces=self.slow_pieces, slow_delay=self.slow_delay)
@@ -614,8 +664,9 @@ class LoopbackServer:
             return True
         return model in self.models
 
-    def drive(self, stream: Stream, plan: Plan, enc: Encoder,
-              cancelled: Callable[[], bool] | None = None) -> int:
+    def drive(
+        self, stream: Stream, plan: Plan, enc: Encoder, cancelled: Callable[[], bool] | None = None
+    ) -> int:
         """Write a whole generation through *enc*, honouring the plan's fault.
 
         Returns the number of pieces sent.
@@ -640,13 +691,15 @@ class LoopbackServer:
         fault = plan.fault
         if fault is None:
             tail = enc.finish(plan, sent)
+            stream.flush()  # the terminator gets chunks of its own
             if tail:
-                stream.event(tail)
+                stream.chunk(tail)
             stream.end()
         elif fault in ("fail-midstream", "fail-midstream-llamacpp"):
             err = enc.error(fault)
+            stream.flush()
             if err:
-                stream.event(err)
+                stream.chunk(err)
             stream.end()
         elif fault == "truncate":
             stream.abort()

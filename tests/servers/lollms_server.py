@@ -26,12 +26,12 @@ DEFAULT_KEY = "lollms_loopback-test-key"
 class LollmsServer(OpenAIServer):
     default_models = ("ollama/test-model", "ollama/vision-model")
     midstream_error = {"message": "boom", "type": "server_error"}
+    sse_separators = (", ", ": ")  # Python's json.dumps defaults, as the real server writes
     context_size = 4096
 
     def __init__(self, models: list[str] | None = None, api_key: str | None = DEFAULT_KEY):
         super().__init__(models, api_key)
         self.error_style = "fastapi"
-        self._vocab: dict[str, int] = {}
 
     def setup_routes(self) -> None:
         super().setup_routes()
@@ -59,15 +59,21 @@ class LollmsServer(OpenAIServer):
         if status == 429:
             ex.send_json({"detail": "Rate limit exceeded."}, 429)
         else:
-            msg = {401: "Invalid API Key.", 403: "Service disabled.", 404: "Not Found",
-                   503: "No admin user configured."}.get(status, f"Planned failure {status}.")
+            msg = {
+                401: "Invalid API Key.",
+                403: "Service disabled.",
+                404: "Not Found",
+                503: "No admin user configured.",
+            }.get(status, f"Planned failure {status}.")
             ex.send_json({"detail": msg}, status, headers)
 
     def model_error(self, ex: Exchange, model: str) -> bool:
         if is_special_model(model):
             return False
         if "/" not in model:
-            ex.send_json({"detail": f"Invalid model name '{model}'. Expected 'binding_alias/model_name'."}, 400)
+            ex.send_json(
+                {"detail": f"Invalid model name '{model}'. Expected 'binding_alias/model_name'."}, 400
+            )
             return True
         if model not in self.models:
             ex.send_json({"detail": f"Model '{model}' not found."}, 404)
@@ -80,21 +86,12 @@ class LollmsServer(OpenAIServer):
             return True
         return False
 
-    # -- token helpers: one token per whitespace-separated word
-    def _ids(self, text: str) -> list[int]:
-        out = []
-        for w in text.split():
-            out.append(self._vocab.setdefault(w, 1000 + len(self._vocab)))
-        return out
-
     def tokenize(self, ex: Exchange) -> None:
-        tokens = self._ids(str((ex.json or {}).get("text", "")))
+        tokens = self.word_tokens(str((ex.json or {}).get("text", "")))
         ex.send_json({"tokens": tokens, "count": len(tokens)})
 
     def detokenize(self, ex: Exchange) -> None:
-        inv = {v: k for k, v in self._vocab.items()}
-        toks = (ex.json or {}).get("tokens") or []
-        ex.send_json({"text": " ".join(inv.get(t, f"<{t}>") for t in toks)})
+        ex.send_json({"text": " ".join(self.word_text((ex.json or {}).get("tokens") or []))})
 
     def count_tokens(self, ex: Exchange) -> None:
         ex.send_json({"count": len(str((ex.json or {}).get("text", "")).split())})

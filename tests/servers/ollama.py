@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 
 from .base import Encoder, Exchange, LoopbackServer, Plan, is_special_model
 
@@ -38,12 +37,14 @@ def full_name(model: str) -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
 class NDJSONEncoder(Encoder):
     def __init__(self, model: str, chat: bool, prompt_tokens: int):
         self.model = model
+        self._model_json = json.dumps(model, ensure_ascii=False)
         self.chat = chat
         self.prompt_tokens = prompt_tokens
         self.t0 = time.perf_counter_ns()
@@ -52,13 +53,16 @@ class NDJSONEncoder(Encoder):
         return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
     def piece(self, text: str) -> bytes:
-        obj = {"model": self.model, "created_at": now_iso()}
+        # Hand-assembled (same bytes as json.dumps of the dict) to keep count-N fast.
+        content = json.dumps(text, ensure_ascii=False)
         if self.chat:
-            obj["message"] = {"role": "assistant", "content": text}
+            body = '"message":{"role":"assistant","content":' + content + "}"
         else:
-            obj["response"] = text
-        obj["done"] = False
-        return self.line(obj)
+            body = '"response":' + content
+        line = (
+            '{"model":' + self._model_json + ',"created_at":"' + now_iso() + '",' + body + ',"done":false}\n'
+        )
+        return line.encode("utf-8")
 
     def final(self, plan: Plan, sent: int, content: str = "", reason: str | None = None) -> dict:
         total = max(time.perf_counter_ns() - self.t0, 1000)
@@ -70,9 +74,16 @@ class NDJSONEncoder(Encoder):
         obj.update({"done": True, "done_reason": reason or plan.finish})
         if not self.chat:
             obj["context"] = [1, 2, 3]
-        obj.update({"total_duration": total, "load_duration": total // 10,
-                    "prompt_eval_count": self.prompt_tokens, "prompt_eval_duration": total // 5,
-                    "eval_count": sent, "eval_duration": total // 2})
+        obj.update(
+            {
+                "total_duration": total,
+                "load_duration": total // 10,
+                "prompt_eval_count": self.prompt_tokens,
+                "prompt_eval_duration": total // 5,
+                "eval_count": sent,
+                "eval_duration": total // 2,
+            }
+        )
         return obj
 
     def finish(self, plan: Plan, sent: int) -> bytes:
@@ -100,9 +111,12 @@ class OllamaServer(LoopbackServer):
         ex.send_text("404 page not found", 404)
 
     def planned_failure(self, ex: Exchange, status: int, headers: dict, code: str | None) -> None:
-        msg = {429: "too many requests", 404: "model not found", 401: "unauthorized",
-               503: "server busy, please try again.  maximum pending requests exceeded"}.get(
-            status, code or "internal server error")
+        msg = {
+            429: "too many requests",
+            404: "model not found",
+            401: "unauthorized",
+            503: "server busy, please try again.  maximum pending requests exceeded",
+        }.get(status, code or "internal server error")
         ex.send_json({"error": msg}, status, headers)
 
     def knows_model(self, model: str) -> bool:
@@ -110,13 +124,25 @@ class OllamaServer(LoopbackServer):
 
     # -- descriptions
     def details(self, name: str) -> dict:
-        return {"parent_model": "", "format": "gguf", "family": "llama", "families": ["llama"],
-                "parameter_size": "3.2B", "quantization_level": "Q4_K_M"}
+        return {
+            "parent_model": "",
+            "format": "gguf",
+            "family": "llama",
+            "families": ["llama"],
+            "parameter_size": "3.2B",
+            "quantization_level": "Q4_K_M",
+        }
 
     def tag_entry(self, name: str) -> dict:
         full = full_name(name)
-        return {"name": full, "model": full, "modified_at": "2025-10-01T12:00:00.000000Z",
-                "size": 2019393189, "digest": "a80c4f17acd5" + "0" * 52, "details": self.details(full)}
+        return {
+            "name": full,
+            "model": full,
+            "modified_at": "2025-10-01T12:00:00.000000Z",
+            "size": 2019393189,
+            "digest": "a80c4f17acd5" + "0" * 52,
+            "details": self.details(full),
+        }
 
     def capabilities(self, name: str) -> list[str]:
         caps = ["completion", "tools"]
@@ -138,9 +164,18 @@ class OllamaServer(LoopbackServer):
         loaded = []
         for m in self.models[:1]:
             e = self.tag_entry(m)
-            loaded.append({"name": e["name"], "model": e["model"], "size": e["size"], "digest": e["digest"],
-                           "details": e["details"], "expires_at": "2099-01-01T00:00:00Z",
-                           "size_vram": e["size"], "context_length": 4096})
+            loaded.append(
+                {
+                    "name": e["name"],
+                    "model": e["model"],
+                    "size": e["size"],
+                    "digest": e["digest"],
+                    "details": e["details"],
+                    "expires_at": "2099-01-01T00:00:00Z",
+                    "size_vram": e["size"],
+                    "context_length": 4096,
+                }
+            )
         ex.send_json({"models": loaded})
 
     def body_error(self, ex: Exchange) -> dict | None:
@@ -165,12 +200,23 @@ class OllamaServer(LoopbackServer):
         if full_name(name) not in {full_name(m) for m in self.models}:
             ex.send_json({"error": f"model '{name}' not found"}, 404)
             return
-        ex.send_json({
-            "license": "", "modelfile": f"FROM {full_name(name)}\n", "parameters": "stop \"<|eot_id|>\"",
-            "template": "{{ .Prompt }}", "system": "", "details": self.details(name),
-            "model_info": {"general.architecture": "llama", "general.parameter_count": 3212749888,
-                           "llama.context_length": 131072},
-            "capabilities": self.capabilities(name), "modified_at": "2025-10-01T12:00:00.000000Z"})
+        ex.send_json(
+            {
+                "license": "",
+                "modelfile": f"FROM {full_name(name)}\n",
+                "parameters": 'stop "<|eot_id|>"',
+                "template": "{{ .Prompt }}",
+                "system": "",
+                "details": self.details(name),
+                "model_info": {
+                    "general.architecture": "llama",
+                    "general.parameter_count": 3212749888,
+                    "llama.context_length": 131072,
+                },
+                "capabilities": self.capabilities(name),
+                "modified_at": "2025-10-01T12:00:00.000000Z",
+            }
+        )
 
     # -- generation
     def generate(self, ex: Exchange) -> None:
@@ -197,9 +243,17 @@ class OllamaServer(LoopbackServer):
                 ex.send_json({"error": "json: cannot unmarshal messages"}, 400)
                 return
             images = [img for m in messages if isinstance(m, dict) for img in (m.get("images") or [])]
-            text = next((m.get("content") or "" for m in reversed(messages)
-                         if isinstance(m, dict) and m.get("role") == "user"), "")
-            prompt_words = sum(len(str(m.get("content") or "").split()) for m in messages if isinstance(m, dict))
+            text = next(
+                (
+                    m.get("content") or ""
+                    for m in reversed(messages)
+                    if isinstance(m, dict) and m.get("role") == "user"
+                ),
+                "",
+            )
+            prompt_words = sum(
+                len(str(m.get("content") or "").split()) for m in messages if isinstance(m, dict)
+            )
         else:
             images = body.get("images") or []
             text = body.get("prompt") or ""

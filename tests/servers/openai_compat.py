@@ -25,8 +25,14 @@ from typing import Any
 
 from .base import Encoder, Exchange, LoopbackServer, Plan, b64_png, tiny_png, word_count
 
-_VLLM_TYPES = {400: "BadRequestError", 401: "Unauthorized", 404: "NotFoundError",
-               429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable"}
+_VLLM_TYPES = {
+    400: "BadRequestError",
+    401: "Unauthorized",
+    404: "NotFoundError",
+    429: "TooManyRequests",
+    500: "InternalServerError",
+    503: "ServiceUnavailable",
+}
 
 
 def message_text(content: Any) -> str:
@@ -34,8 +40,9 @@ def message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content
-                         if isinstance(p, dict) and p.get("type") == "text")
+        return "\n".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
     return ""
 
 
@@ -67,11 +74,16 @@ def bad_image_part(messages: list) -> str | None:
 
 
 class SSEEncoder(Encoder):
-    def __init__(self, srv: "OpenAIServer", model: str, include_usage: bool, prompt_tokens: int):
+    def __init__(self, srv: OpenAIServer, model: str, include_usage: bool, prompt_tokens: int):
         self.srv = srv
         self.nl = "\r\n" if srv.crlf else "\n"
-        self.base = {"id": "chatcmpl-" + uuid.uuid4().hex[:12], "object": "chat.completion.chunk",
-                     "created": int(time.time()), "model": model, "system_fingerprint": "fp_loopback"}
+        self.base = {
+            "id": "chatcmpl-" + uuid.uuid4().hex[:12],
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "system_fingerprint": "fp_loopback",
+        }
         self.include_usage = include_usage
         self.prompt_tokens = prompt_tokens
         self.n = 0
@@ -82,10 +94,12 @@ class SSEEncoder(Encoder):
 
     def chunk(self, delta: dict, finish: str | None = None, choices: bool = True, usage=None) -> str:
         obj = dict(self.base)
-        obj["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if choices else []
+        obj["choices"] = (
+            [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if choices else []
+        )
         if self.include_usage:
             obj["usage"] = usage
-        return self.data(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
+        return self.data(json.dumps(obj, ensure_ascii=False, separators=self.srv.sse_separators))
 
     def keepalive(self) -> str:
         return f": keep-alive{self.nl}{self.nl}"
@@ -110,18 +124,28 @@ class SSEEncoder(Encoder):
     def finish(self, plan: Plan, sent: int) -> bytes:
         out = self.chunk({}, plan.finish)
         if self.include_usage:
-            out += self.chunk({}, choices=False, usage={
-                "prompt_tokens": self.prompt_tokens, "completion_tokens": sent,
-                "total_tokens": self.prompt_tokens + sent})
+            out += self.chunk(
+                {},
+                choices=False,
+                usage={
+                    "prompt_tokens": self.prompt_tokens,
+                    "completion_tokens": sent,
+                    "total_tokens": self.prompt_tokens + sent,
+                },
+            )
         out += self.data("[DONE]")
         return out.encode("utf-8")
 
     def error(self, fault: str) -> bytes:
         if fault == "fail-midstream-llamacpp":
-            err = json.dumps({"code": 500, "message": "boom", "type": "server_error"})
+            err = json.dumps(
+                {"code": 500, "message": "boom", "type": "server_error"}, separators=self.srv.sse_separators
+            )
             text = f"error: {err}{self.nl}{self.nl}"
         else:
-            text = self.data(json.dumps({"error": self.srv.midstream_error}))
+            text = self.data(
+                json.dumps({"error": self.srv.midstream_error}, separators=self.srv.sse_separators)
+            )
         return (text + self.data("[DONE]")).encode("utf-8")
 
 
@@ -130,6 +154,8 @@ class OpenAIServer(LoopbackServer):
 
     default_models = ("test-model", "vision-model")
     midstream_error: dict = {"message": "boom", "type": "server_error", "param": None, "code": None}
+    #: JSON separators inside SSE events (compact like OpenAI / llama.cpp)
+    sse_separators: tuple[str, str] = (",", ":")
 
     def __init__(self, models: list[str] | None = None, api_key: str | None = None):
         super().__init__(models, api_key)
@@ -145,16 +171,35 @@ class OpenAIServer(LoopbackServer):
         self.route("GET", "/files/*", self.file)
 
     # -- errors
-    def error(self, ex: Exchange, status: int, message: str, type_: str | None = None,
-              code: str | None = None, param: str | None = None, headers: dict | None = None) -> None:
+    def error(
+        self,
+        ex: Exchange,
+        status: int,
+        message: str,
+        type_: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict | None = None,
+    ) -> None:
         if self.error_style == "vllm":
-            body = {"object": "error", "message": message, "type": _VLLM_TYPES.get(status, "BadRequestError"),
-                    "param": param, "code": status}
+            body = {
+                "object": "error",
+                "message": message,
+                "type": _VLLM_TYPES.get(status, "BadRequestError"),
+                "param": param,
+                "code": status,
+            }
         elif self.error_style == "fastapi":
             body = {"detail": message}
         else:
-            body = {"error": {"message": message, "type": type_ or "invalid_request_error",
-                              "param": param, "code": code}}
+            body = {
+                "error": {
+                    "message": message,
+                    "type": type_ or "invalid_request_error",
+                    "param": param,
+                    "code": code,
+                }
+            }
         ex.send_json(body, status, headers)
 
     def not_found(self, ex: Exchange) -> None:
@@ -172,33 +217,75 @@ class OpenAIServer(LoopbackServer):
     def auth_failure(self, ex: Exchange, given: str) -> None:
         key = given[7:] if given.startswith("Bearer ") else given
         if not key:
-            self.error(ex, 401, "You didn't provide an API key. You need to provide your API key in an "
-                                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-                       "invalid_request_error", None)
+            self.error(
+                ex,
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                "invalid_request_error",
+                None,
+            )
             return
         masked = key[:3] + "*" * 4 + key[-4:] if len(key) > 8 else "*" * len(key)
-        self.error(ex, 401, f"Incorrect API key provided: {masked}. You can find your API key at "
-                            "https://platform.openai.com/account/api-keys.",
-                   "invalid_request_error", "invalid_api_key")
+        self.error(
+            ex,
+            401,
+            f"Incorrect API key provided: {masked}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            "invalid_request_error",
+            "invalid_api_key",
+        )
 
     def planned_failure(self, ex: Exchange, status: int, headers: dict, code: str | None) -> None:
         if status == 429 and code == "insufficient_quota":
-            self.error(ex, 429, "You exceeded your current quota, please check your plan and billing details.",
-                       "insufficient_quota", "insufficient_quota", headers=headers)
+            self.error(
+                ex,
+                429,
+                "You exceeded your current quota, please check your plan and billing details.",
+                "insufficient_quota",
+                "insufficient_quota",
+                headers=headers,
+            )
         elif status == 429:
-            self.error(ex, 429, "Rate limit reached for requests. Please try again later.",
-                       "requests", code or "rate_limit_exceeded", headers=headers)
+            self.error(
+                ex,
+                429,
+                "Rate limit reached for requests. Please try again later.",
+                "requests",
+                code or "rate_limit_exceeded",
+                headers=headers,
+            )
         elif status >= 500:
-            self.error(ex, status, "The server had an error while processing your request.",
-                       "server_error", code, headers=headers)
+            self.error(
+                ex,
+                status,
+                "The server had an error while processing your request.",
+                "server_error",
+                code,
+                headers=headers,
+            )
         elif status == 401:
-            self.error(ex, 401, "Incorrect API key provided.", "invalid_request_error",
-                       code or "invalid_api_key", headers=headers)
+            self.error(
+                ex,
+                401,
+                "Incorrect API key provided.",
+                "invalid_request_error",
+                code or "invalid_api_key",
+                headers=headers,
+            )
         elif status == 404:
-            self.error(ex, 404, "The model does not exist or you do not have access to it.",
-                       "invalid_request_error", code or "model_not_found", headers=headers)
+            self.error(
+                ex,
+                404,
+                "The model does not exist or you do not have access to it.",
+                "invalid_request_error",
+                code or "model_not_found",
+                headers=headers,
+            )
         else:
-            self.error(ex, status, f"Planned failure {status}.", "invalid_request_error", code, headers=headers)
+            self.error(
+                ex, status, f"Planned failure {status}.", "invalid_request_error", code, headers=headers
+            )
 
     def model_error(self, ex: Exchange, model: str) -> bool:
         """Answer an unusable model name; True when answered."""
@@ -206,8 +293,13 @@ class OpenAIServer(LoopbackServer):
             self.error(ex, 400, "you must provide a model parameter", "invalid_request_error", None)
             return True
         if not self.knows_model(model):
-            self.error(ex, 404, f"The model `{model}` does not exist or you do not have access to it.",
-                       "invalid_request_error", "model_not_found")
+            self.error(
+                ex,
+                404,
+                f"The model `{model}` does not exist or you do not have access to it.",
+                "invalid_request_error",
+                "model_not_found",
+            )
             return True
         return False
 
@@ -219,48 +311,71 @@ class OpenAIServer(LoopbackServer):
         ex.send_json({"object": "list", "data": [self.model_card(m) for m in self.models]})
 
     def get_model(self, ex: Exchange) -> None:
-        name = ex.req.path[len("/v1/models/"):]
+        name = ex.req.path[len("/v1/models/") :]
         if name not in self.models:
-            self.error(ex, 404, f"The model `{name}` does not exist or you do not have access to it.",
-                       "invalid_request_error", "model_not_found")
+            self.error(
+                ex,
+                404,
+                f"The model `{name}` does not exist or you do not have access to it.",
+                "invalid_request_error",
+                "model_not_found",
+            )
         else:
             ex.send_json(self.model_card(name))
 
     def chat(self, ex: Exchange) -> None:
         body = ex.json
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            self.error(ex, 400, "'messages' is a required property", "invalid_request_error", None, "messages")
+            self.error(
+                ex, 400, "'messages' is a required property", "invalid_request_error", None, "messages"
+            )
             return
         model = body.get("model") or ""
         if self.model_error(ex, model):
             return
         bad = bad_image_part(body["messages"])
         if bad:
-            self.error(ex, 400, f"Invalid image: {bad}", "invalid_request_error", "invalid_image_url",
-                       "messages")
+            self.error(
+                ex, 400, f"Invalid image: {bad}", "invalid_request_error", "invalid_image_url", "messages"
+            )
             return
         limit = body.get("max_tokens") or body.get("max_completion_tokens")
         plan = self.plan(model, last_user_text(body["messages"]), limit)
-        prompt_tokens = sum(word_count(message_text(m.get("content"))) for m in body["messages"]
-                            if isinstance(m, dict))
+        prompt_tokens = sum(
+            word_count(message_text(m.get("content"))) for m in body["messages"] if isinstance(m, dict)
+        )
         if body.get("stream"):
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
             enc = SSEEncoder(self, model, usage, prompt_tokens)
-            stream = ex.stream("text/event-stream; charset=utf-8", headers={"Cache-Control": "no-cache"},
-                               mixed=not plan.fast)
+            stream = ex.stream(
+                "text/event-stream; charset=utf-8", headers={"Cache-Control": "no-cache"}, mixed=not plan.fast
+            )
             self.drive(stream, plan, enc)
             return
         if plan.fault in ("fail-midstream", "fail-midstream-llamacpp"):
             self.error(ex, 500, "boom", "server_error", None)
             return
         n = len(plan.pieces)
-        obj = {"id": "chatcmpl-" + uuid.uuid4().hex[:12], "object": "chat.completion",
-               "created": int(time.time()), "model": model,
-               "choices": [{"index": 0, "message": {"role": "assistant", "content": plan.text},
-                            "logprobs": None, "finish_reason": plan.finish}],
-               "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n,
-                         "total_tokens": prompt_tokens + n},
-               "system_fingerprint": "fp_loopback"}
+        obj = {
+            "id": "chatcmpl-" + uuid.uuid4().hex[:12],
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": plan.text},
+                    "logprobs": None,
+                    "finish_reason": plan.finish,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": n,
+                "total_tokens": prompt_tokens + n,
+            },
+            "system_fingerprint": "fp_loopback",
+        }
         data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
         if not self.nonstream_fault(ex, plan, data, "application/json"):
             ex.send(200, data, "application/json")
@@ -283,8 +398,9 @@ class OpenAIServer(LoopbackServer):
         if fmt == "b64_json":
             data = [{"b64_json": b64_png(), "revised_prompt": body["prompt"]} for _ in range(n)]
         else:
-            data = [{"url": f"{self.url}/files/image-{i}.png", "revised_prompt": body["prompt"]}
-                    for i in range(n)]
+            data = [
+                {"url": f"{self.url}/files/image-{i}.png", "revised_prompt": body["prompt"]} for i in range(n)
+            ]
         ex.send_json({"created": int(time.time()), "data": data})
 
     def file(self, ex: Exchange) -> None:

@@ -1,0 +1,49 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+# ---------------------------------------------------------------------------
+# Loopback protocol servers (tests/servers). Each fixture yields a freshly
+# started server (function scope: state is never shared between tests) and
+# stops it afterwards, which also ends any stalled stream.
+# ---------------------------------------------------------------------------
+from tests.servers import LollmsServer, LollmsWebuiServer, OllamaServer, OpenAIServer
+
+
+def _serve(cls):
+    srv = cls()
+    srv.stall_timeout = 5.0  # a forgotten stall can never hold a test for long
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def openai_server():
+    """OpenAI-compatible server, no API key required (set ``.api_key`` to require one)."""
+    yield from _serve(OpenAIServer)
+
+
+@pytest.fixture
+def lollms_server():
+    """New LoLLMs server (9642 style); requires ``Bearer tests.servers.LOLLMS_KEY``."""
+    yield from _serve(LollmsServer)
+
+
+@pytest.fixture
+def lollms_webui_server():
+    """Legacy lollms-webui server (9600 style)."""
+    yield from _serve(LollmsWebuiServer)
+
+
+@pytest.fixture
+def ollama_server():
+    """Native Ollama API server."""
+    yield from _serve(OllamaServer)
+
+
+# --------------------------------------------------------- end loopback servers

@@ -1,0 +1,197 @@
+"""Loopback imitation of the legacy lollms-webui / lollms core server (port 9600).
+
+Generation (``POST /lollms_generate``, ``POST /lollms_generate_with_images``)
+streams **raw text chunks**: ``Content-Type: text/event-stream`` but no SSE
+framing, no terminator and no in-band error. Chunk boundaries fall inside
+words and multibyte characters, and with ``trailing_bang`` (default True) a
+lone ``!`` chunk is sent last (the real server's role-marker hold-back; clients
+strip it). ``stream: false`` answers ``text/plain``.
+
+Quirks reproduced: ``model_name="server-error"`` → ``200 {"status": false,
+"error": ...}``; ``model_name="no-binding"`` → ``200 null``; bad images on
+``/lollms_generate_with_images`` → ``400 {"detail": "Error : ..."}``; missing
+``prompt`` → ``422 {"detail": [...]}``. No auth. ``/v1/models`` is *not* served
+(``404 {"detail": "Not Found"}``), which tells this generation apart from the
+new LoLLMs server. Fault model names go in ``model_name``; ``fail-midstream``
+simply ends the stream early (there is no in-band error in this protocol).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from .base import Encoder, Exchange, LoopbackServer, Plan, looks_like_image
+
+_NOT_B64 = re.compile(r"[^A-Za-z0-9+/]")
+
+
+def user_text(prompt: str) -> str:
+    """Last user turn of a ``!@>user: ...`` templated prompt, else the whole prompt."""
+    if "!@>" not in prompt:
+        return prompt
+    for seg in reversed(prompt.split("!@>")):
+        head, sep, rest = seg.partition(":")
+        if sep and head.strip().lower() in ("user", "human"):
+            return rest.strip()
+    return prompt
+
+
+class RawTextEncoder(Encoder):
+    def __init__(self, trailing_bang: bool):
+        self.trailing_bang = trailing_bang
+
+    def piece(self, text: str) -> bytes:
+        return text.encode("utf-8")
+
+    def finish(self, plan: Plan, sent: int) -> bytes | None:
+        return b"!" if self.trailing_bang else None
+
+
+def missing_field(loc: str, body) -> dict:
+    return {"detail": [{"type": "missing", "loc": ["body", loc], "msg": "Field required", "input": body}]}
+
+
+class LollmsWebuiServer(LoopbackServer):
+    default_models = ("test-model", "vision-model")
+
+    def __init__(self, models: list[str] | None = None, api_key: str | None = None):
+        super().__init__(models, api_key)
+        self.trailing_bang = True
+        self.active_index = 0
+        self._busy = 0
+        self._cancel = False
+
+    def setup_routes(self) -> None:
+        self.route("POST", "/lollms_generate", self.generate)
+        self.route("POST", "/lollms_generate_with_images", self.generate_with_images)
+        self.route("GET", "/list_models", self.list_models)
+        self.route("GET", "/get_active_model", self.get_active_model)
+        self.route("GET", "/get_model_status", self.get_model_status)
+        self.route("GET", "/list_mounted_personalities", self.personalities)
+        self.route("GET", "/get_generation_status", self.generation_status)
+        self.route("POST", "/stop_gen", self.stop_gen)
+        self.route("POST", "/lollms_tokenize", self.tokenize)
+        self.route("POST", "/lollms_detokenize", self.detokenize)
+
+    def planned_failure(self, ex: Exchange, status: int, headers: dict, code: str | None) -> None:
+        msg = {429: "Too Many Requests"}.get(status, code or "Internal Server Error")
+        ex.send_json({"detail": msg}, status, headers)
+
+    # -- info routes
+    def list_models(self, ex: Exchange) -> None:
+        ex.send_json(list(self.models))
+
+    def get_active_model(self, ex: Exchange) -> None:
+        if not self.models:
+            ex.send_json({"status": False})
+        else:
+            i = min(self.active_index, len(self.models) - 1)
+            ex.send_json({"status": True, "model": self.models[i], "index": i})
+
+    def get_model_status(self, ex: Exchange) -> None:
+        ex.send_json({"status": bool(self.models)})
+
+    def personalities(self, ex: Exchange) -> None:
+        ex.send_json({"status": True, "personalities": ["generic/lollms"], "active_personality_id": 0})
+
+    def generation_status(self, ex: Exchange) -> None:
+        ex.send_json({"status": self._busy > 0})
+
+    def stop_gen(self, ex: Exchange) -> None:
+        self._cancel = True
+        ex.send_json({"status": True})
+
+    def tokenize(self, ex: Exchange) -> None:
+        body = ex.json
+        if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
+            ex.send_json(missing_field("prompt", body), 422)
+            return
+        ids = self.word_tokens(body["prompt"])
+        if body.get("return_named"):
+            ex.send_json([[w, i] for w, i in zip(body["prompt"].split(), ids, strict=False)])
+        else:
+            ex.send_json(ids)
+
+    def detokenize(self, ex: Exchange) -> None:
+        body = ex.json
+        if not isinstance(body, dict) or not isinstance(body.get("tokens"), list):
+            ex.send_json(missing_field("tokens", body), 422)
+            return
+        words = self.word_text(body["tokens"])
+        if body.get("return_named"):
+            ex.send_json([[w, i] for w, i in zip(words, body["tokens"], strict=False)])
+        else:
+            ex.send_json(" ".join(words))
+
+    # -- generation
+    def generate(self, ex: Exchange) -> None:
+        body = ex.json
+        if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
+            ex.send_json(missing_field("prompt", body), 422)
+            return
+        self._generate(ex, body)
+
+    def generate_with_images(self, ex: Exchange) -> None:
+        body = ex.json
+        if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
+            ex.send_json(missing_field("prompt", body), 422)
+            return
+        images = body.get("images")
+        if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
+            ex.send_json(missing_field("images", body), 422)
+            return
+        for img in images:
+            err = self.image_error(img)
+            if err:
+                ex.send_json({"detail": f"Error : {err}"}, 400)
+                return
+        self._generate(ex, body)
+
+    @staticmethod
+    def image_error(img: str) -> str | None:
+        """Decode the way the real server does: strip a PNG data-URL prefix,
+        drop non-base64 characters, fix padding, then open as an image."""
+        prefix = "data:image/png;base64,"
+        if img.startswith(prefix):
+            img = img[len(prefix) :]
+        cleaned = _NOT_B64.sub("", img)
+        cleaned += "=" * (-len(cleaned) % 4)
+        try:
+            data = base64.b64decode(cleaned)
+        except (binascii.Error, ValueError) as exc:
+            return str(exc)
+        if not looks_like_image(data):
+            return "cannot identify image file <_io.BytesIO object>"
+        return None
+
+    def _generate(self, ex: Exchange, body: dict) -> None:
+        model = body.get("model_name") or (self.models[0] if self.models else "")
+        if model == "server-error":
+            ex.send_json({"status": False, "error": "Model generation failed: server-error"})
+            return
+        if model == "no-binding":
+            ex.send_json(None)
+            return
+        limit = body.get("n_predict")
+        plan = self.plan(model, user_text(body["prompt"]), limit if isinstance(limit, int) else None)
+        self._busy += 1
+        self._cancel = False
+        try:
+            if body.get("stream"):
+                s = ex.stream(
+                    "text/event-stream",
+                    headers={"Cache-Control": "no-cache", "Connection": "keep-alive"},
+                    mixed=not plan.fast,
+                )
+                self.drive(s, plan, RawTextEncoder(self.trailing_bang), cancelled=lambda: self._cancel)
+                return
+            if plan.fault in ("fail-midstream", "fail-midstream-llamacpp"):
+                ex.send_json({"status": False, "error": "boom"})
+                return
+            data = plan.text.encode("utf-8")
+            if not self.nonstream_fault(ex, plan, data, "text/plain; charset=utf-8"):
+                ex.send(200, data, "text/plain; charset=utf-8")
+        finally:
+            self._busy -= 1
