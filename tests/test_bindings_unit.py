@@ -1255,7 +1255,7 @@ def test_a_server_without_models_says_so_before_generating() -> None:
     server = Server({"GET /api/tags": lambda _: httpx.Response(200, json={"models": []})})
     binding, _ = make("ollama", server)
     with pytest.raises(UnknownModelError, match="has no models"):
-        binding.generate("Hi").text
+        _ = binding.generate("Hi").text
     assert server.calls("/api/chat") == 0
 
 
@@ -1265,5 +1265,5 @@ def test_the_first_model_is_used_when_none_is_given() -> None:
     assert binding.generate("Hi").text == "Hello"
     (body,) = server.bodies("/api/chat")
     assert body["model"] == binding.model and binding.model
-    binding.generate("Again").text
+    assert binding.generate("Again").text == "Hello"
     assert server.calls("/api/tags") == 1  # asked once, then remembered
