@@ -1,0 +1,97 @@
+"""The ``%lollms`` command line: its options, and where the prompt starts.
+
+Options come first; in the line form the prompt is the rest of the line,
+taken verbatim (quotes, braces and apostrophes untouched), so ``%lollms
+What's {x}?`` needs no quoting. ``--`` ends the options explicitly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from typing import Any, NoReturn
+
+from IPython.core.error import UsageError
+
+from ._display import FORMATS
+
+__all__ = ["FLAGS", "PROMPT_PARSER", "Parser", "parse_prompt", "split_options"]
+
+_SPACE = re.compile(r"\s*")
+_WORD = re.compile(r"""(?:[^\s"']+|"(?:\\.|[^"\\])*"|'[^']*')+""")
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that raises ``UsageError`` instead of exiting."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog=prog, add_help=False, allow_abbrev=False)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _prompt_parser() -> Parser:
+    p = Parser("%lollms")
+    add = p.add_argument
+    add("-b", "--binding", help="binding to use (see %%lollms bindings)")
+    add("-m", "--model", help="model name")
+    add("--host", help="server URL")
+    add("-n", "--n-predict", type=int, metavar="N", help="maximum tokens to generate")
+    add("-t", "--temperature", type=float, metavar="T", help="sampling temperature")
+    add("--top-k", type=int, metavar="K", help="sample from the K likeliest tokens")
+    add("--top-p", type=float, metavar="P", help="nucleus sampling mass")
+    add("--seed", type=int, help="random seed")
+    add("-s", "--system", help="system prompt")
+    add("-i", "--image", action="append", metavar="IMG",
+        help="image path, or a variable holding a path, bytes or a PIL image (repeatable)")
+    add("-f", "--format", choices=FORMATS, help="how to show the answer (default markdown)")
+    add("-o", "--out", metavar="VAR", help="store the answer's text in variable VAR")
+    add("--no-stream", action="store_true", help="show the answer only once complete")
+    add("--new", action="store_true", help="start a new conversation")
+    add("--raw", action="store_true", help="send {braces} as written, without filling variables")
+    add("--debug", action="store_true", help="show the traceback of errors")
+    return p
+
+
+PROMPT_PARSER = _prompt_parser()
+FLAGS = frozenset({"--no-stream", "--new", "--raw", "--debug"})
+
+
+def split_options(line: str) -> tuple[list[str], str]:
+    """Split ``line`` into its leading option words (unquoted) and the verbatim rest.
+
+    The rest starts at the first word that is neither an option nor an
+    option's value.
+    """
+    argv: list[str] = []
+    pos, expecting_value = 0, False
+    while True:
+        pos = _SPACE.match(line, pos).end()  # type: ignore[union-attr]  # always matches
+        if pos == len(line):
+            return argv, ""
+        if not expecting_value and line[pos] != "-":
+            return argv, line[pos:]
+        word_match = _WORD.match(line, pos)
+        if word_match is None:
+            raise UsageError(f"%lollms: unbalanced quote in {line[pos:]!r}")
+        pos = word_match.end()
+        word = "".join(shlex.split(word_match.group()))
+        if not expecting_value and word == "--":
+            return argv, line[pos:].lstrip()
+        argv.append(word)
+        if expecting_value:
+            expecting_value = False
+        else:  # a value may follow, unless attached ("-t0.2", "--seed=3") or a flag
+            expecting_value = word not in FLAGS and "=" not in word and (
+                word.startswith("--") or len(word) == 2
+            )
+
+
+def parse_prompt(line: str, cell: str | None) -> tuple[Any, str]:
+    """The parsed options and the prompt of a ``%lollms`` line or ``%%lollms`` cell."""
+    argv, rest = split_options(line)
+    if cell is not None and rest.strip():
+        raise UsageError(f"%%lollms: unexpected {rest.strip()!r}; the prompt goes in the cell")
+    return PROMPT_PARSER.parse_args(argv), rest if cell is None else cell
