@@ -55,7 +55,14 @@ def start_server(kind: str) -> tuple[subprocess.Popen[str], str]:
 
 
 def plain_openai(client: httpx.Client, url: str, n: int) -> int:
-    body = {"model": f"count-{n}", "messages": [{"role": "user", "content": "go"}], "stream": True}
+    # The same request as the binding's, so both read the same stream (with
+    # include_usage, OpenAI-style servers add "usage": null to every chunk).
+    body = {
+        "model": f"count-{n}",
+        "messages": [{"role": "user", "content": "go"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     count = 0
     with client.stream("POST", url + "/v1/chat/completions", json=body) as r:
         for line in r.iter_lines():
@@ -154,8 +161,8 @@ def run_protocol(kind: str, n: int, rounds: int) -> list[dict[str, object]]:
     return rows
 
 
-def run(n: int, rounds: int) -> list[dict[str, object]]:
-    return [row for kind in PLAIN for row in run_protocol(kind, n, rounds)]
+def run(n: int, rounds: int, kinds: list[str]) -> list[dict[str, object]]:
+    return [row for kind in kinds for row in run_protocol(kind, n, rounds)]
 
 
 def main() -> None:
@@ -163,8 +170,12 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=20_000, help="tokens per stream")
     ap.add_argument("-r", "--rounds", type=int, default=5)
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ap.add_argument("protocols", nargs="*", help=f"some of {', '.join(PLAIN)} (default: all)")
     args = ap.parse_args()
-    rows = run(args.n, args.rounds)
+    unknown = set(args.protocols) - set(PLAIN)
+    if unknown:
+        ap.error(f"unknown protocol(s): {', '.join(sorted(unknown))}")
+    rows = run(args.n, args.rounds, args.protocols or list(PLAIN))
     if args.json:
         print(json.dumps(rows, indent=2))
         return

@@ -111,20 +111,40 @@ class OllamaBinding(Binding):
         return path, body
 
     def _generate(self, request: GenerationRequest, response: Response) -> Iterator[str]:
+        # One generator for the whole read, so each piece crosses a single frame.
         model = request.model or self._default_model()
         response.model = model
         path, body = self._body(request, model)
-        field = "response" if path == "/api/generate" else "message"
+        chat = path == "/api/chat"
         http = self._open("POST", path, body)
         try:
             with self._reading(http, answer=response):
-                if request.stream:
-                    yield from self._read_lines(http, response, field)
-                else:
+                if not request.stream:
                     http.read()
-                    yield self._text_of(self._parse(http.text, http), field, response, http)
+                    yield self._text_of(self._parse(http.text, http), chat, response, http)
+                    return
+                loads = json.loads
+                for line in http.iter_lines():
+                    if not line:
+                        continue
+                    try:
+                        event = loads(line)
+                    except ValueError:
+                        raise self._broken("the server sent a line that is not JSON", http) from None
+                    try:
+                        if "error" in event:
+                            raise self._broken(f"the server reported an error: {event['error']}", http)
+                        text = event["message"].get("content") if chat else event.get("response")
+                        if text:
+                            yield text
+                        if event.get("done"):
+                            self._finish(event, response)
+                            return
+                    except (KeyError, TypeError, AttributeError):  # JSON, but not a stream line
+                        raise self._broken("the server sent a line that is not a chat chunk", http) from None
         finally:
             http.close()
+        raise self._broken("the stream ended before the answer was complete", http)
 
     def _parse(self, line: str, http: httpx.Response) -> dict[str, Any]:
         try:
@@ -135,41 +155,13 @@ class OllamaBinding(Binding):
             raise self._broken("the server sent a line that is not a JSON object", http)
         return event
 
-    def _text_of(
-        self, event: dict[str, Any], field: str, response: Response, http: httpx.Response
-    ) -> str:
+    def _text_of(self, event: dict[str, Any], chat: bool, response: Response, http: httpx.Response) -> str:
         if event.get("error"):
             raise self._broken(f"the server reported an error: {event['error']}", http)
         self._finish(event, response)
-        value = event.get(field)
+        value = event.get("message" if chat else "response")
         text = value.get("content") if isinstance(value, dict) else value
         return text or ""
-
-    def _read_lines(self, http: httpx.Response, response: Response, field: str) -> Iterator[str]:
-        loads = json.loads
-        chat = field == "message"
-        for line in http.iter_lines():
-            if not line:
-                continue
-            try:
-                event = loads(line)
-            except ValueError:
-                raise self._broken("the server sent a line that is not JSON", http) from None
-            if not isinstance(event, dict):
-                raise self._broken("the server sent a line that is not a JSON object", http)
-            if "error" in event:
-                raise self._broken(f"the server reported an error: {event['error']}", http)
-            if chat:
-                message = event.get("message")
-                text = message.get("content") if isinstance(message, dict) else None
-            else:
-                text = event.get("response")
-            if text:
-                yield text
-            if event.get("done"):
-                self._finish(event, response)
-                return
-        raise self._broken("the stream ended before the answer was complete", http)
 
     @staticmethod
     def _finish(event: dict[str, Any], response: Response) -> None:

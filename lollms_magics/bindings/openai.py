@@ -101,21 +101,22 @@ class OpenAIBinding(Binding):
         return body
 
     def _generate(self, request: GenerationRequest, response: Response) -> Iterator[str]:
+        if request.stream:
+            return self._stream(request, response)
+        return self._whole(request, response)
+
+    def _send(self, request: GenerationRequest, response: Response) -> httpx.Response:
         model = request.model or self._default_model()
         response.model = model
-        body = self._body(request, model)
-        http = self._open("POST", "/chat/completions", body)
+        return self._open("POST", "/chat/completions", self._body(request, model))
+
+    def _whole(self, request: GenerationRequest, response: Response) -> Iterator[str]:
+        http = self._send(request, response)
         try:
             with self._reading(http, answer=response):
-                if not request.stream:
-                    yield self._read_whole(http, response)
-                    return
-                yield from self._read_events(http, response)
+                http.read()
         finally:
             http.close()
-
-    def _read_whole(self, http: httpx.Response, response: Response) -> str:
-        http.read()
         try:
             data = http.json()
             choice = data["choices"][0]
@@ -124,61 +125,72 @@ class OpenAIBinding(Binding):
             raise self._broken("the answer is not a chat completion", http) from None
         response.finish_reason = choice.get("finish_reason")
         self._read_usage(data.get("usage"), response)
-        return str(text)
+        yield str(text)
 
     def _read_usage(self, usage: Any, response: Response) -> None:
         if isinstance(usage, dict):
             response.prompt_tokens = usage.get("prompt_tokens")
             response.completion_tokens = usage.get("completion_tokens")
 
-    def _read_events(self, http: httpx.Response, response: Response) -> Iterator[str]:
+    def _stream(self, request: GenerationRequest, response: Response) -> Iterator[str]:
+        # The whole read loop lives in this one generator, so each piece of text
+        # crosses a single generator frame on its way to the Response.
+        http = self._send(request, response)
         loads = json.loads
         pending: list[str] = []  # data lines of an event that spans several lines
         finished = False
-        for line in http.iter_lines():
-            if line.startswith("data:"):
-                payload = line[6:] if line[5:6] == " " else line[5:]
-                if pending:
-                    pending.append(payload)
-                    continue
-                if payload == "[DONE]":
-                    finished = True
-                    break
-                try:
-                    event = loads(payload)
-                except ValueError:
-                    pending.append(payload)
-                    continue
-            elif not line:
-                if not pending:
-                    continue
-                payload, pending = "\n".join(pending), []
-                try:
-                    event = loads(payload)
-                except ValueError:
-                    raise self._broken("the server sent an event that is not JSON", http) from None
-            elif line.startswith("error:"):  # llama.cpp's mid-stream error line
-                raise self._broken(f"the server reported an error: {_event_error(line[6:])}", http)
-            else:  # comments (": keep-alive"), event:, id:, retry:
-                continue
-            if not isinstance(event, dict):
-                raise self._broken("the server sent an event that is not a JSON object", http)
-            if event.get("error"):
-                raise self._broken(f"the server reported an error: {_event_error(event)}", http)
-            choices = event.get("choices")
-            if choices:
-                choice = choices[0]
-                delta = choice.get("delta")
-                if delta:
-                    content = delta.get("content")
-                    if content:
-                        yield content
-                reason = choice.get("finish_reason")
-                if reason:
-                    response.finish_reason = reason
-            usage = event.get("usage")
-            if usage:
-                self._read_usage(usage, response)
+        try:
+            with self._reading(http, answer=response):
+                for line in http.iter_lines():
+                    if not line:  # half the lines: the blank one that ends each event
+                        if not pending:
+                            continue
+                        payload, pending = "\n".join(pending), []
+                        try:
+                            event = loads(payload)
+                        except ValueError:
+                            raise self._broken("the server sent an event that is not JSON", http) from None
+                    elif line.startswith("data:"):
+                        payload = line[6:] if line[5:6] == " " else line[5:]
+                        if pending:
+                            pending.append(payload)
+                            continue
+                        if payload == "[DONE]":
+                            finished = True
+                            break
+                        try:
+                            event = loads(payload)
+                        except ValueError:
+                            pending.append(payload)
+                            continue
+                    elif line.startswith("error:"):  # llama.cpp's mid-stream error line
+                        message = _event_error(line[6:])
+                        raise self._broken(f"the server reported an error: {message}", http)
+                    else:  # comments (": keep-alive"), event:, id:, retry:
+                        continue
+                    try:
+                        if event.get("error"):
+                            message = _event_error(event)
+                            raise self._broken(f"the server reported an error: {message}", http)
+                        choices = event.get("choices")
+                        if choices:
+                            choice = choices[0]
+                            delta = choice.get("delta")
+                            if delta:
+                                content = delta.get("content")
+                                if content:
+                                    yield content
+                            reason = choice.get("finish_reason")
+                            if reason is None:
+                                continue  # a plain piece of text: nothing more to read
+                            response.finish_reason = reason
+                        usage = event.get("usage")
+                        if usage:
+                            self._read_usage(usage, response)
+                    except (AttributeError, TypeError, IndexError):  # JSON, but not an event
+                        raise self._broken("the server sent an event that is not a chunk", http) from None
+        finally:
+            http.close()
         if not finished and response.finish_reason is None:
             raise self._broken("the stream ended before the answer was complete", http)
 
