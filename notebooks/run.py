@@ -42,9 +42,11 @@ class PrintingClient(NotebookClient):
         source = "\n".join(">>> " + line for line in cell.source.splitlines())
         print(f"\n\033[1m{source}\033[0m")
         for output in cell.outputs:
-            text = _text_of(output).rstrip()
-            if text:
-                print(text)
+            text = _text_of(output)
+            if output.get("output_type") == "stream":
+                print(text, end="")  # a printed piece of a stream: keep it as written
+            elif text.strip():
+                print(text.rstrip())
         sys.stdout.flush()
 
 
