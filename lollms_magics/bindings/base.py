@@ -148,6 +148,7 @@ class Binding:
     host_env: ClassVar[str | None] = None
     key_env: ClassVar[str | None] = None
     start_hint: ClassVar[str] = "check that the server runs and that the host is right"
+    supports_images: ClassVar[bool] = True
     # The common option names this binding can send, mapped to its wire names.
     option_names: ClassVar[Mapping[str, str]] = {}
 
@@ -204,6 +205,11 @@ class Binding:
         ``.text`` read. Bad options and unreadable images fail here, before.
         """
         checked = validate_options(options)
+        if images and not self.supports_images:
+            raise InvalidOptionError(
+                f"{self.name} ({self.model or 'its model'}) reads text only and cannot take images; "
+                "use a vision model through Ollama, LoLLMs or an OpenAI-compatible server"
+            )
         messages = build_messages(prompt_or_messages, system, images)
         self._prepare()  # after validation: bad options and images never reach the wire
         supported = self._option_map()

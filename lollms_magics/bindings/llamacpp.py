@@ -18,7 +18,7 @@ import importlib.metadata
 import importlib.util
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,12 +26,10 @@ from typing import Any, ClassVar
 from ..errors import (
     BadRequestError,
     BindingError,
-    InvalidOptionError,
     MissingDependencyError,
     ServerError,
     UnknownModelError,
 )
-from ..images import ImageInput
 from ..response import Response
 from .base import Binding, GenerationRequest, ModelInfo
 
@@ -165,6 +163,7 @@ class LlamaCppBinding(Binding):
     name = "llamacpp"
     default_host = "in-process"
     start_hint = f"install the embedded model with {INSTALL_HINT}"
+    supports_images = False
     option_names: ClassVar[Mapping[str, str]] = {
         "n_predict": "max_tokens",
         "temperature": "temperature",
@@ -204,25 +203,6 @@ class LlamaCppBinding(Binding):
         self.model = self.model or _model_name(self._path)
 
     # -- public API --------------------------------------------------------
-
-    def generate(
-        self,
-        prompt_or_messages: str | Sequence[Mapping[str, Any]],
-        *,
-        images: Sequence[ImageInput] | None = None,
-        system: str | None = None,
-        stream: bool = True,
-        model: str | None = None,
-        **options: Any,
-    ) -> Response:
-        if images:
-            raise InvalidOptionError(
-                f"the embedded model ({self.model}) reads text only and cannot take images; "
-                "use a vision model through Ollama, LoLLMs or an OpenAI-compatible server"
-            )
-        return super().generate(
-            prompt_or_messages, system=system, stream=stream, model=model, **options
-        )
 
     def load(self, n_ctx: int | None = None) -> Any:
         """Load the model now (if not already) and return the ``llama_cpp.Llama``."""
