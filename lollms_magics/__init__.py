@@ -76,10 +76,13 @@ def load_ipython_extension(ipython: Any) -> None:
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Remove the magics registered by :func:`load_ipython_extension`."""
+    """Undo :func:`load_ipython_extension`: remove the magics and close their connections."""
     from .magics import LollmsMagics
 
-    magics = ipython.magics_manager.registry.pop(LollmsMagics.__name__, None)
-    if magics is not None:
-        for kind in ("line", "cell"):
-            ipython.magics_manager.magics[kind].pop("lollms", None)
+    manager = ipython.magics_manager
+    manager.registry.pop(LollmsMagics.__name__, None)
+    for kind in ("line", "cell"):
+        manager.magics[kind].pop("lollms", None)
+    for magics in [c for c in ipython.configurables if isinstance(c, LollmsMagics)]:
+        magics.close()
+        ipython.configurables.remove(magics)

@@ -287,6 +287,12 @@ class LollmsMagics(Magics):
             self._bindings[cache_key] = binding
         return binding
 
+    def close(self) -> None:
+        """Close every cached binding (their HTTP connections)."""
+        for binding in self._bindings.values():
+            binding.close()
+        self._bindings.clear()
+
     def forget_bindings(self, name: str) -> None:
         """Close and drop the cached bindings called ``name`` (after a key change)."""
         for cache_key in [k for k in self._bindings if k[0] == name]:

@@ -1267,3 +1267,17 @@ def test_the_first_model_is_used_when_none_is_given() -> None:
     assert body["model"] == binding.model and binding.model
     assert binding.generate("Again").text == "Hello"
     assert server.calls("/api/tags") == 1  # asked once, then remembered
+
+
+@pytest.mark.parametrize(
+    ("host", "trusted"),
+    [("http://localhost:11434", False), ("http://127.0.0.1:9600", False), ("https://api.example.org", True)],
+)
+def test_proxy_variables_apply_to_remote_servers_only(
+    monkeypatch: pytest.MonkeyPatch, host: str, trusted: bool
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    binding = get_binding("ollama", host=host)
+    assert binding.client.trust_env is trusted
+    binding.close()

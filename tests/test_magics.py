@@ -417,3 +417,17 @@ def test_bad_values_fail_before_the_automatic_choice(ip, monkeypatch):
         ip.run_cell_magic("lollms", "--top-p 2", "hi")
     with pytest.raises(UsageError, match="-i nope"):
         ip.run_cell_magic("lollms", "-i nope", "hi")
+
+
+def test_unload_removes_the_magics_and_load_brings_them_back():
+    shell = InteractiveShell.instance()
+    if "lollms_magics" not in shell.extension_manager.loaded:
+        shell.run_line_magic("load_ext", "lollms_magics")
+    shell.run_line_magic("unload_ext", "lollms_magics")
+    try:
+        assert "lollms" not in shell.magics_manager.magics["line"]
+        assert "lollms" not in shell.magics_manager.magics["cell"]
+        assert not any(isinstance(c, LollmsMagics) for c in shell.configurables)
+    finally:
+        shell.run_line_magic("load_ext", "lollms_magics")
+    assert "lollms" in shell.magics_manager.magics["cell"]

@@ -287,8 +287,12 @@ class Binding:
             timeout = httpx.Timeout(
                 connect=self.connect_timeout, read=self.read_timeout, write=30.0, pool=30.0
             )
+            # Remote servers honour the proxy and CA variables (HTTPS_PROXY,
+            # SSL_CERT_FILE...) as users expect; a server on this machine never
+            # goes through a proxy, and neither does a test transport.
+            trust_env = self._transport is None and not _is_loopback(self.host)
             self._client = httpx.Client(
-                timeout=timeout, transport=self._transport, verify=self._verify, trust_env=False
+                timeout=timeout, transport=self._transport, verify=self._verify, trust_env=trust_env
             )
         return self._client
 
@@ -456,6 +460,11 @@ class Binding:
         return StreamBrokenError(
             f"{self.name} at {self.host}: {message}", binding=self.name, url=str(response.url)
         )
+
+
+def _is_loopback(url: str) -> bool:
+    host = httpx.URL(url).host
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _reason(exc: BaseException) -> str:
