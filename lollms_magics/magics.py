@@ -155,7 +155,8 @@ class LollmsMagics(Magics):
         if args.new:
             self.conversation.clear()
         key = cell_key(self.ip, source if cell is not None else line)
-        budget = self.context_size - (args.n_predict or self.context_size // 4)
+        window = min(self.context_size, binding.context_size or self.context_size)
+        budget = window - (args.n_predict or window // 4)
         messages = self.conversation.messages(key, prompt, budget=budget, system=system)
         try:
             response = binding.generate(

@@ -234,6 +234,20 @@ def test_history_is_trimmed_to_the_context(ip, openai_server):
     assert sum(len(m["content"]) for m in sent) // 4 <= 150
 
 
+def test_a_binding_with_a_smaller_window_trims_more(ip, openai_server, monkeypatch):
+    from lollms_magics.bindings.openai import OpenAIBinding
+
+    line = f"-b openai --host {openai_server.url} -n 50"
+    for n in range(6):
+        cell(ip, line, f"question {n} " + "x" * 160)
+    assert len(openai_server.last_request.json["messages"]) == 11  # 4096 tokens: all fit
+    monkeypatch.setattr(OpenAIBinding, "context_size", property(lambda self: 200))
+    cell(ip, line, "question 6 " + "x" * 160)
+    sent = openai_server.last_request.json["messages"]
+    assert len(sent) < 11
+    assert sum(len(m["content"]) for m in sent) // 4 <= 150
+
+
 # -- user mistakes fail before any request ---------------------------------------
 
 

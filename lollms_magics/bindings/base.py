@@ -231,6 +231,11 @@ class Binding:
         """The models the server offers, with details where it gives them."""
         return self._list_models()
 
+    @property
+    def context_size(self) -> int | None:
+        """The model's context window in tokens, when the binding knows it without asking."""
+        return None
+
     def close(self) -> None:
         """Close the HTTP client (a later call opens a new one)."""
         if self._client is not None:

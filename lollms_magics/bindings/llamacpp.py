@@ -204,6 +204,11 @@ class LlamaCppBinding(Binding):
 
     # -- public API --------------------------------------------------------
 
+    @property
+    def context_size(self) -> int | None:
+        """The context window the model is loaded with (``n_ctx``)."""
+        return self.n_ctx
+
     def load(self, n_ctx: int | None = None) -> Any:
         """Load the model now (if not already) and return the ``llama_cpp.Llama``."""
         return self._llama(self._path, n_ctx).llama
