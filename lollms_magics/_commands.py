@@ -150,7 +150,7 @@ def _status(magics: LollmsMagics, args: Any) -> None:
     rows.append((
         "history",
         f"{len(magics.conversation)} exchange(s), ~{magics.history_tokens()} of "
-        f"{magics.context_size} tokens",
+        f"{min(magics.context_size, binding.context_size or magics.context_size)} tokens",
     ))
     for label, value in rows:
         print(f"{label:<8} {value}")
