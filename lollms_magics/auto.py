@@ -68,6 +68,7 @@ def choose_binding(timeout: float = 0.5) -> AutoChoice:
     import httpx
 
     from .bindings.base import normalize_host
+    from .bindings.lollms import remember_protocol
 
     ollama_env = os.environ.get("OLLAMA_HOST")
     ollama_url = normalize_host(ollama_env, 11434) if ollama_env else OLLAMA_URL
@@ -90,12 +91,14 @@ def choose_binding(timeout: float = 0.5) -> AutoChoice:
         # when every earlier one came back empty.
         webui = futures["webui"].result()
         if webui.models is not None:
+            remember_protocol(LOLLMS_WEBUI_URL, "webui")  # the binding need not probe again
             return AutoChoice(
                 "lollms", LOLLMS_WEBUI_URL, None,
                 f"a LoLLMs server (lollms-webui) answered at {LOLLMS_WEBUI_URL}",
             )
         v1 = futures["v1"].result()
         if v1.models is not None:
+            remember_protocol(LOLLMS_SERVER_URL, "v1")
             return AutoChoice(
                 "lollms", LOLLMS_SERVER_URL, None,
                 f"a LoLLMs server answered at {LOLLMS_SERVER_URL}",

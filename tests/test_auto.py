@@ -199,3 +199,20 @@ def test_a_different_server_on_a_lollms_port_is_ignored(
     nothing_runs.setattr(auto, "LOLLMS_WEBUI_URL", openai_server.url)
     nothing_runs.setattr(auto, "_embedded_model", lambda: "embedded")
     assert auto.choose_binding().name == "llamacpp"
+
+
+def test_the_chosen_lollms_binding_does_not_probe_again(
+    nothing_runs: pytest.MonkeyPatch, lollms_webui_server
+) -> None:
+    from lollms_magics import get_binding
+    from lollms_magics.bindings import lollms as lollms_module
+
+    nothing_runs.setattr(lollms_module, "_detected", {})
+    nothing_runs.setattr(auto, "LOLLMS_WEBUI_URL", lollms_webui_server.url)
+    choice = auto.choose_binding()
+    probes = len(lollms_webui_server.requests)
+    binding = get_binding(choice.name, host=choice.host)
+    assert binding.generate("hi", n_predict=2).text
+    paths = [r.path for r in lollms_webui_server.requests[probes:]]
+    assert paths == ["/lollms_generate"]  # the protocol found by the probe was reused
+    binding.close()

@@ -47,6 +47,13 @@ _V1_OPTIONS = {"n_predict": "max_tokens", "temperature": "temperature"}
 _detected: dict[str, str] = {}
 
 
+def remember_protocol(host: str, protocol: str) -> None:
+    """Record which protocol the LoLLMs server at ``host`` speaks, found by another probe."""
+    if protocol not in PROTOCOLS[1:]:
+        raise ValueError(f"protocol must be 'webui' or 'v1', not {protocol!r}")
+    _detected[normalize_host(host)] = protocol
+
+
 def transcript(messages: list[Message]) -> str:
     """Messages as the ``!@>role:`` transcript the lollms-webui server expects.
 
