@@ -47,3 +47,19 @@ def ollama_server():
 
 
 # --------------------------------------------------------- end loopback servers
+
+
+# ------------------------------------------------------- image loopback servers
+from tests.servers import A1111Server, ComfyUIServer  # noqa: E402
+
+
+@pytest.fixture
+def a1111_server():
+    """AUTOMATIC1111 ``/sdapi/v1`` server (knobs: ``step_delay``, ``api_enabled``, ``credentials``)."""
+    yield from _serve(A1111Server)
+
+
+@pytest.fixture
+def comfyui_server():
+    """ComfyUI server with a real prompt queue and history (``step_delay`` for a slow job)."""
+    yield from _serve(ComfyUIServer)

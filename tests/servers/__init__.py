@@ -5,7 +5,9 @@ be told to fail in protocol-accurate ways. See ``base.py`` for the shared
 knobs and magic model names.
 """
 
+from .a1111 import A1111Server
 from .base import FAULT_NAMES, LoopbackServer, Recorded, tiny_png
+from .comfyui import ComfyUIServer
 from .lollms_server import DEFAULT_KEY as LOLLMS_KEY
 from .lollms_server import LollmsServer
 from .lollms_webui import LollmsWebuiServer
@@ -17,12 +19,16 @@ SERVERS = {
     "lollms": LollmsServer,
     "lollms_webui": LollmsWebuiServer,
     "ollama": OllamaServer,
+    "a1111": A1111Server,
+    "comfyui": ComfyUIServer,
 }
 
 __all__ = [
     "FAULT_NAMES",
     "LOLLMS_KEY",
     "SERVERS",
+    "A1111Server",
+    "ComfyUIServer",
     "LollmsServer",
     "LollmsWebuiServer",
     "LoopbackServer",

@@ -41,6 +41,7 @@ class LollmsServer(OpenAIServer):
             self.route("POST", prefix + "/count_tokens", self.count_tokens)
             self.route("POST", prefix + "/context_size", self.get_context_size)
         self.route("GET", "/lollms/v1/capabilities", self.capabilities)
+        self.route("GET", "/lollms/v1/tti/models", self.tti_models_list)
 
     def not_found(self, ex: Exchange) -> None:
         ex.send_json({"detail": "Not Found"}, 404)
@@ -80,11 +81,43 @@ class LollmsServer(OpenAIServer):
             return True
         return False
 
+    # openai_v1.create_image_generation: no model → the user's or the first active TTI
+    # binding (none → 400); a name without "/" → 400; n is 1..10 (pydantic → 422);
+    # only prompt/model/n/size/quality/style/response_format are read.
+    tti_models: tuple[str, ...] = ("diffusers/sdxl-turbo", "dalle/dall-e-3")
+
     def image_model_error(self, ex: Exchange, model: str | None) -> bool:
-        if model and "/" not in model:
-            ex.send_json({"detail": "TTI model must be given as 'tti_alias/model_name'."}, 400)
+        body = ex.json if isinstance(ex.json, dict) else {}
+        n = body.get("n", 1)
+        if isinstance(n, int) and not 1 <= n <= 10:
+            kind, limit = ("greater_than_equal", 1) if n < 1 else ("less_than_equal", 10)
+            word = "greater than or equal to" if n < 1 else "less than or equal to"
+            err = {"type": kind, "loc": ["body", "n"], "msg": f"Input should be {word} {limit}",
+                   "input": n, "ctx": {"ge" if n < 1 else "le": limit}}
+            ex.send_json({"detail": [err]}, 422)
+            return True
+        if model is None and not self.tti_models:
+            ex.send_json({"detail": "No TTI model specified in request and no default TTI binding configured "
+                                    "for user or system."}, 400)
+            return True
+        if model is not None and "/" not in model:
+            msg = "Invalid model name. Must be in 'tti_binding_alias/model_name' format."
+            ex.send_json({"detail": msg}, 400)
+            return True
+        if model is not None and model not in self.tti_models:
+            alias = model.split("/", 1)[0]
+            ex.send_json({"detail": f"Image generation failed: TTI binding '{alias}' not found."}, 500)
             return True
         return False
+
+    def tti_models_list(self, ex: Exchange) -> None:
+        """``lollms_v1``: ``GET /lollms/v1/tti/models`` (BindingModelListResponse)."""
+        data = []
+        for m in self.tti_models:
+            alias, name = m.split("/", 1)
+            data.append({"id": m, "name": name, "binding": alias, "model_name": name, "alias": None,
+                         "created": 1700000000, "owned_by": "lollms"})
+        ex.send_json({"object": "list", "binding_type": "tti", "total": len(data), "data": data})
 
     def tokenize(self, ex: Exchange) -> None:
         tokens = self.word_tokens(str((ex.json or {}).get("text", "")))

@@ -62,6 +62,7 @@ class LollmsWebuiServer(LoopbackServer):
         self.active_index = 0
         self._busy = 0
         self._cancel = False
+        self.init_tti()
 
     def setup_routes(self) -> None:
         self.route("POST", "/lollms_generate", self.generate)
@@ -74,6 +75,10 @@ class LollmsWebuiServer(LoopbackServer):
         self.route("POST", "/stop_gen", self.stop_gen)
         self.route("POST", "/lollms_tokenize", self.tokenize)
         self.route("POST", "/lollms_detokenize", self.detokenize)
+        self.route("POST", "/list_tti_services", self.list_tti_services)
+        self.route("POST", "/get_active_tti_settings", self.get_tti_settings)
+        self.route("POST", "/set_active_tti_settings", self.set_tti_settings)
+        self.route("POST", "/generate_image", self.generate_image)
 
     def planned_failure(self, ex: Exchange, status: int, headers: dict, code: str | None) -> None:
         msg = {429: "Too Many Requests"}.get(status, code or "Internal Server Error")
@@ -195,3 +200,80 @@ class LollmsWebuiServer(LoopbackServer):
                 ex.send(200, data, "text/plain; charset=utf-8")
         finally:
             self._busy -= 1
+
+    # -- text to image (lollms/server/endpoints/lollms_tti.py)
+    # list_tti_services / get_active_tti_settings take a pydantic ServiceListingRequest
+    # (missing client_id → 422) and call lollms.security.check_access, which looks the
+    # id up among live Socket.IO sessions (unknown → 400 "Not accessible without id").
+    # set_active_tti_settings reads data["client_id"] / data["settings"] from the raw
+    # JSON (missing → KeyError → a bare 500). generate_image takes ImageRequest
+    # (prompt, negative_prompt, width, height; other fields are ignored), re-encodes the
+    # picture as JPEG and wraps any failure as 500 {"detail": str(exc)} — hence the
+    # "500: Image generation failed" text when no TTI service is active.
+    def init_tti(self) -> None:
+        self.client_ids: set[str] = {"loopback-client-id"}
+        self.tti_active = True
+        self.tti_delay = 0.0
+        self.tti_services = [
+            {"name": "diffusers", "caption": "Diffusers", "help": "Local diffusers models"},
+            {"name": "dall-e", "caption": "Dall-E", "help": "OpenAI's Dall-E service"},
+        ]
+        self.tti_settings: list[dict] = [
+            {"name": "model", "type": "str", "value": "stabilityai/sdxl-turbo",
+             "options": ["stabilityai/sdxl-turbo", "runwayml/stable-diffusion-v1-5"], "help": "Model"},
+            {"name": "steps", "type": "int", "value": 4, "help": "Sampling steps"},
+        ]
+
+    def _tti_access(self, ex: Exchange, raw: bool = False) -> bool:
+        body = ex.json if isinstance(ex.json, dict) else None
+        if body is None or "client_id" not in body:
+            if raw:
+                ex.send_text("Internal Server Error", 500)
+            else:
+                ex.send_json(missing_field("client_id", ex.json), 422)
+            return False
+        if body["client_id"] not in self.client_ids:
+            ex.send_json({"detail": "Not accessible without id"}, 400)
+            return False
+        return True
+
+    def list_tti_services(self, ex: Exchange) -> None:
+        if self._tti_access(ex):
+            ex.send_json(self.tti_services)
+
+    def get_tti_settings(self, ex: Exchange) -> None:
+        if self._tti_access(ex):
+            ex.send_json(self.tti_settings if self.tti_active else {})
+
+    def set_tti_settings(self, ex: Exchange) -> None:
+        if not self._tti_access(ex, raw=True):
+            return
+        settings = ex.json.get("settings")
+        if settings is None:
+            ex.send_text("Internal Server Error", 500)
+            return
+        if not self.tti_active:
+            ex.send_json({"status": False})
+            return
+        self.tti_settings = settings
+        ex.send_json({"status": True})
+
+    def generate_image(self, ex: Exchange) -> None:
+        from .images import b64, make_jpeg
+
+        body = ex.json
+        if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
+            ex.send_json(missing_field("prompt", body), 422)
+            return
+        width, height = body.get("width", 512), body.get("height", 512)
+        if not isinstance(width, int) or not isinstance(height, int):
+            loc = "width" if not isinstance(width, int) else "height"
+            ex.send_json({"detail": [{"type": "int_parsing", "loc": ["body", loc],
+                                      "msg": "Input should be a valid integer", "input": body[loc]}]}, 422)
+            return
+        if not self.tti_active:
+            ex.send_json({"detail": "500: Image generation failed"}, 500)
+            return
+        if self.tti_delay:
+            self._stopping.wait(self.tti_delay)
+        ex.send_json({"image": b64(make_jpeg(width, height, len(body["prompt"])))})

@@ -19,11 +19,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 import uuid
 from typing import Any
 
-from .base import Encoder, Exchange, LoopbackServer, Plan, b64_png, tiny_png, word_count
+from .base import Encoder, Exchange, LoopbackServer, Plan, tiny_png, word_count
+from .images import make_image
+
+_SIZE_RE = re.compile(r"^\d{2,5}x\d{2,5}$")
 
 _VLLM_TYPES = {
     400: "BadRequestError",
@@ -162,6 +166,7 @@ class OpenAIServer(LoopbackServer):
         self.crlf = False
         self.keepalive_comments = False
         self.error_style = "openai"
+        self.files: dict[str, bytes] = {}
 
     def setup_routes(self) -> None:
         self.route("GET", "/v1/models", self.list_models)
@@ -383,6 +388,44 @@ class OpenAIServer(LoopbackServer):
     def image_model_error(self, ex: Exchange, model: str | None) -> bool:
         return False
 
+    # -- images (OpenAI's documented request rules; see IMAGE_SIZES)
+    #: sizes each OpenAI image model accepts; other model names (compatible
+    #: servers) take any ``WxH``
+    IMAGE_SIZES: dict[str, tuple[str, ...]] = {
+        "dall-e-2": ("256x256", "512x512", "1024x1024"),
+        "dall-e-3": ("1024x1024", "1792x1024", "1024x1792"),
+        "gpt-image-1": ("1024x1024", "1536x1024", "1024x1536", "auto"),
+    }
+    #: prompts containing one of these are refused by the "safety system"
+    refused_words: tuple[str, ...] = ("forbidden",)
+    #: seconds each image takes (the slow mode, for timeouts)
+    image_delay = 0.0
+
+    def image_request_error(self, ex: Exchange, body: dict, model: str) -> bool:
+        """OpenAI's refusals before any work; True when answered."""
+        bad = self.error
+        if model.startswith("gpt-image") and "response_format" in body:
+            bad(ex, 400, "Unknown parameter: 'response_format'.", "invalid_request_error",
+                "unknown_parameter", "response_format")
+            return True
+        sizes = self.IMAGE_SIZES.get(model)
+        size = body.get("size") or "1024x1024"
+        if sizes is not None and size not in sizes:
+            bad(ex, 400, f"'{size}' is not one of {list(sizes)} - 'size'", "invalid_request_error", None)
+            return True
+        if sizes is None and size != "auto" and not _SIZE_RE.match(str(size)):
+            bad(ex, 400, f"Invalid size '{size}'.", "invalid_request_error", None, "size")
+            return True
+        if model == "dall-e-3" and int(body.get("n") or 1) != 1:
+            bad(ex, 400, "You must provide n=1 for this model.", "invalid_request_error", None, "n")
+            return True
+        if any(w in str(body.get("prompt", "")).lower() for w in self.refused_words):
+            bad(ex, 400, "Your request was rejected as a result of our safety system. Your prompt may "
+                "contain text that is not allowed by our safety system.", "invalid_request_error",
+                "content_policy_violation")
+            return True
+        return False
+
     def images(self, ex: Exchange) -> None:
         body = ex.json
         if not isinstance(body, dict) or not body.get("prompt"):
@@ -391,20 +434,29 @@ class OpenAIServer(LoopbackServer):
         model = body.get("model")
         if self.image_model_error(ex, model):
             return
+        name = str(model or "dall-e-2")  # OpenAI's default image model
+        if self.image_request_error(ex, body, name):
+            return
         n = int(body.get("n") or 1)
-        fmt = body.get("response_format") or "url"
-        if str(model or "").startswith("gpt-image"):
-            fmt = "b64_json"
-        if fmt == "b64_json":
-            data = [{"b64_json": b64_png(), "revised_prompt": body["prompt"]} for _ in range(n)]
+        size = str(body.get("size") or "1024x1024")
+        width, height = (1024, 1024) if size == "auto" else (int(v) for v in size.split("x"))
+        fmt = "JPEG" if body.get("output_format") in ("jpeg", "jpg") else "PNG"
+        if self.image_delay:
+            self._stopping.wait(self.image_delay * n)
+        pictures = [make_image(width, height, fmt, seed=i) for i in range(n)]
+        if name.startswith("gpt-image") or body.get("response_format") == "b64_json":
+            data = [{"b64_json": base64.b64encode(p).decode(), "revised_prompt": body["prompt"]}
+                    for p in pictures]
         else:
-            data = [
-                {"url": f"{self.url}/files/image-{i}.png", "revised_prompt": body["prompt"]} for i in range(n)
-            ]
+            data = []
+            for i, p in enumerate(pictures):
+                self.files[f"image-{i}.png"] = p
+                data.append({"url": f"{self.url}/files/image-{i}.png", "revised_prompt": body["prompt"]})
         ex.send_json({"created": int(time.time()), "data": data})
 
     def file(self, ex: Exchange) -> None:
         if ex.req.path.endswith(".png"):
-            ex.send(200, tiny_png(), "image/png")
+            data = getattr(self, "files", {}).get(ex.req.path.rsplit("/", 1)[-1])
+            ex.send(200, data or tiny_png(), "image/png")
         else:
             self.not_found(ex)
