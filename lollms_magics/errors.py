@@ -7,9 +7,11 @@ from request headers.
     LollmsMagicsError
     ├── InvalidOptionError (ValueError)     a bad option name or value, caught before any request
     ├── InvalidImageError (ValueError)      an image that cannot be read or recognised
+    ├── PromptError (ValueError)            a prompt that cannot be filled from the variables it names
     ├── UnknownBindingError (KeyError)      no binding of that name is installed
     ├── MissingDependencyError (ImportError) an optional extra is not installed
     ├── NoBackendError                      the automatic choice found no model anywhere
+    ├── DocumentError (ValueError)          a document to summarize that cannot be read
     └── BindingError                        anything a server or the network did
         ├── ServerUnreachableError          connection refused, DNS failure
         ├── BindingTimeout                  no answer within the connect or read timeout
@@ -19,10 +21,12 @@ from request headers.
         ├── BadRequestError                 the server refused the request (other 4xx)
         ├── ServerError                     5xx, or an error reported in a 200 body
         ├── ProtocolError                   a body that does not follow the protocol
-        └── StreamBrokenError               the answer stopped part-way; ``partial_text`` holds what came
+        ├── StreamBrokenError               the answer stopped part-way; ``partial_text`` holds what came
+        └── UnexpectedError                 a binding failed in a way it did not foresee (a library error, a bug)
 
-The magics turn ``LollmsMagicsError`` into one printed line (the traceback
-only with ``--debug``).
+Every ``BindingError`` keeps in ``partial_text`` the text received before
+it. The magics show any of these as one line and fail the cell (the
+traceback only with ``--debug``).
 """
 
 from __future__ import annotations
@@ -32,12 +36,14 @@ __all__ = [
     "BadRequestError",
     "BindingError",
     "BindingTimeout",
+    "DocumentError",
     "InvalidImageError",
     "InvalidOptionError",
     "LollmsMagicsError",
     "LollmsMagicsWarning",
     "MissingDependencyError",
     "NoBackendError",
+    "PromptError",
     "ProtocolError",
     "RateLimitError",
     "ServerError",
@@ -45,6 +51,7 @@ __all__ = [
     "StreamBrokenError",
     "UnknownBindingError",
     "UnknownModelError",
+    "UnexpectedError",
     "UnsupportedOptionWarning",
 ]
 
@@ -73,6 +80,10 @@ class InvalidImageError(LollmsMagicsError, ValueError):
     """Raised when an image cannot be read or its format recognised."""
 
 
+class PromptError(LollmsMagicsError, ValueError):
+    """Raised when a prompt cannot be filled from the variables it names (a method, say)."""
+
+
 class UnknownBindingError(LollmsMagicsError, KeyError):
     """Raised when no installed binding has the requested name."""
 
@@ -83,6 +94,10 @@ class MissingDependencyError(LollmsMagicsError, ImportError):
 
 class NoBackendError(LollmsMagicsError):
     """Raised when the automatic choice of backend finds no model to use."""
+
+
+class DocumentError(LollmsMagicsError, ValueError):
+    """Raised when a source to summarize is missing, unsupported, corrupt, empty or unreachable."""
 
 
 class BindingError(LollmsMagicsError):
@@ -168,4 +183,13 @@ class StreamBrokenError(BindingError):
     The server reported an error in the stream, closed the connection early,
     ended without its end marker, or went silent past the read timeout.
     ``partial_text`` holds the text received until then.
+    """
+
+
+class UnexpectedError(BindingError):
+    """Raised when a binding fails in a way it did not foresee.
+
+    A library's own exception (llama.cpp's ``RuntimeError``) or a bug in a
+    parser: the message names it, ``__cause__`` holds it, and the text
+    received before it is kept in ``partial_text``.
     """

@@ -455,6 +455,9 @@ class LoopbackServer:
       path), each ``(status, headers)`` or ``(status, headers, code)``.
     * ``stall_timeout`` - how long stalls last at most (seconds).
     * ``slow_pieces`` / ``slow_delay`` - shape of the ``slow`` model.
+    * ``reply`` - when set, ``reply(prompt_text)`` is the answer of every ordinary model
+      (instead of the echo); ``request_delay`` - seconds each generation waits first.
+    * ``max_in_flight`` - the most requests that were being handled at the same time.
     """
 
     default_models: tuple[str, ...] = ("test-model", "vision-model")
@@ -466,6 +469,10 @@ class LoopbackServer:
         self.stall_timeout = 10.0
         self.slow_pieces = 50
         self.slow_delay = 0.02
+        self.reply: Callable[[str], str] | None = None
+        self.request_delay = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.requests: list[Recorded] = []
         self.disconnects: list[Recorded] = []
         self._lock = threading.Lock()
@@ -641,7 +648,14 @@ class LoopbackServer:
                 code = fault[2] if len(fault) > 2 else None
                 self.planned_failure(ex, status, headers, code)
                 return
-            fn(ex)
+            with self._lock:
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                fn(ex)
+            finally:
+                with self._lock:
+                    self.in_flight -= 1
         except ClientGone:
             h.close_connection = True
 
@@ -657,6 +671,13 @@ class LoopbackServer:
 
     # -- generation
     def plan(self, model: str, prompt_text: str, limit: int | None) -> Plan:
+        if self.request_delay:
+            self._stopping.wait(self.request_delay)
+        if self.reply is not None and not is_special_model(model):
+            plan = Plan(model, split_pieces(self.reply(prompt_text)))
+            if limit is not None and 0 < limit < len(plan.pieces):
+                plan.pieces, plan.finish = plan.pieces[:limit], "length"
+            return plan
         return plan_reply(model, prompt_text, limit, slow_pieces=self.slow_pieces, slow_delay=self.slow_delay)
 
     def knows_model(self, model: str) -> bool:

@@ -1,0 +1,94 @@
+"""How many tokens each part of a request may take, from the context size.
+
+Every request is ``prompt template + text + answer``, and must fit the
+context with a margin (chat templates and tokenizers differ a little from
+our count). From the context size this module derives the chunk size, the
+room for the sequential memory, for the notes of a merge and of the final
+call, and the ``n_predict`` of each kind of call; and refuses, in one line,
+a context too small for the prompts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InvalidOptionError
+from .prompts import TEMPLATE_TOKENS, combine_prompt, final_prompt, notes_prompt
+from .tokens import TokenCounter
+
+__all__ = ["DEFAULT_CTX_SIZE", "Budget", "plan_budget"]
+
+# When neither the user nor the binding knows the context: llama.cpp's and
+# Ollama's historical default, the safe guess for a local server.
+DEFAULT_CTX_SIZE = 2048
+_MIN_TEXT = 64  # a request leaving less room than this for text is pointless
+_TOKENS_PER_BULLET = 32
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The token budgets of one summary."""
+
+    ctx_size: int
+    chunk: int  # text of one chunk
+    memory: int  # sequential: the notes shown with each chunk
+    merge_input: int  # notes sent to one merging call
+    final_input: int  # notes sent to the final call
+    n_predict_step: int  # notes on a chunk, a merge
+    n_predict_final: int  # the summary
+    bullets: int  # key points asked per chunk
+    overlap: int
+
+    def merge_output(self, input_tokens: int) -> int:
+        """``n_predict`` of a merge: half its input (so rounds shrink), within sane bounds."""
+        return max(96, min(input_tokens // 2, 2 * self.n_predict_step))
+
+
+def _overhead(counter: TokenCounter, text: str) -> int:
+    return counter.estimate(text) + 2 * TEMPLATE_TOKENS
+
+
+def plan_budget(
+    counter: TokenCounter,
+    ctx_size: int,
+    *,
+    sequential: bool,
+    chunk_size: int | None,
+    overlap: int | None,
+    n_predict: int | None,
+    instruction: str | None,
+    output_format: str | None,
+) -> Budget:
+    """The budgets for ``ctx_size``; raises InvalidOptionError when the context is too small."""
+    margin = ctx_size // 20 + 16
+    step = max(64, min(512, ctx_size // 12))
+    final = n_predict if n_predict is not None else max(128, min(1024, ctx_size // 4))
+    bullets = max(3, step // _TOKENS_PER_BULLET)
+    notes_cost = _overhead(counter, notes_prompt("", 999, 999, instruction, bullets, "x").text)
+    memory = min(ctx_size // 5, 1024) if sequential else 0
+    chunk = ctx_size - notes_cost - memory - step - margin
+    final_input = (
+        ctx_size - _overhead(counter, final_prompt("", instruction, output_format).text) - final - margin
+    )
+    merge_input = ctx_size - _overhead(counter, combine_prompt("", 99, instruction).text) - 2 * step - margin
+    smallest = min(chunk, final_input, merge_input)
+    if smallest < _MIN_TEXT:
+        needed = ctx_size - smallest + _MIN_TEXT
+        raise InvalidOptionError(
+            f"a context of {ctx_size} tokens is too small for the prompts and answers "
+            f"(needs at least {needed}); raise --ctx-size or lower -n/--n-predict"
+        )
+    if chunk_size is not None:
+        if chunk_size < _MIN_TEXT:
+            raise InvalidOptionError(
+                f"--chunk-size {chunk_size} is too small; give at least {_MIN_TEXT} tokens"
+            )
+        chunk = min(chunk, chunk_size)  # larger would overflow the context
+    # No overlap by default: chunks already end at headings, paragraphs or sentences,
+    # and every overlapping token is read twice.
+    carried = 0 if overlap is None else overlap
+    if carried < 0:
+        raise InvalidOptionError("--overlap must be 0 or more tokens")
+    return Budget(
+        ctx_size, chunk, memory, merge_input, final_input, step, final, bullets, min(carried, chunk // 2)
+    )

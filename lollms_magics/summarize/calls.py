@@ -1,0 +1,149 @@
+"""One model call for a summary: options, streaming, loop guard, figures, cache.
+
+Every call gets an explicit ``n_predict`` and stop sequences; its streamed
+answer is watched by a :class:`~lollms_magics.summarize.quality.RunawayGuard`
+and cut as soon as it loops; a shared cancel flag (set on an interrupt or
+when another thread failed) stops it between two pieces. The figures (calls,
+prompt and completion tokens) use the server's counts when it reports them,
+else the counter's estimate.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .prompts import TEMPLATE_TOKENS, Prompt
+from .quality import RunawayGuard
+from .resume import CallCache, call_key
+from .tokens import TokenCounter
+
+__all__ = ["Answer", "Caller", "Cancelled", "Figures"]
+
+
+class Cancelled(Exception):
+    """The summary was stopped (an interrupt, or a failure elsewhere) while this call ran."""
+
+
+@dataclass
+class Answer:
+    """What one call gave."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str | None
+    cached: bool = False
+    looped: bool = False
+
+
+@dataclass
+class Figures:
+    """Totals over a summary's calls (cached answers are not calls)."""
+
+    calls: int = 0
+    cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    looped: int = 0
+
+
+class Caller:
+    """Makes the calls of one summary; safe to use from several threads."""
+
+    def __init__(
+        self,
+        counter: TokenCounter,
+        cache: CallCache,
+        temperature: float | None,
+        extra_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.counter = counter
+        self.cache = cache
+        self.temperature = temperature
+        self.extra_options = dict(extra_options or {})
+        self.cancel = threading.Event()
+        self.figures = Figures()
+        self._lock = threading.Lock()
+
+    def call(
+        self,
+        binding: Any,
+        prompt: Prompt,
+        n_predict: int,
+        stop: Sequence[str] = (),
+        *,
+        on_piece: Callable[[str], None] | None = None,
+        cache: bool = True,
+    ) -> Answer:
+        """Ask ``binding``; the answer comes from the cache when this exact call already finished."""
+        options = self._options(binding, n_predict, stop)
+        messages = prompt.messages()
+        key = call_key(
+            str(getattr(binding, "model", None) or getattr(binding, "name", "")), messages, options
+        )
+        if cache:
+            stored = self.cache.get(key)
+            if stored is not None:
+                with self._lock:
+                    self.figures.cached += 1
+                return Answer(str(stored["text"]), 0, 0, stored.get("finish_reason"), cached=True)
+        answer = self._send(binding, prompt, options, on_piece)
+        if cache and answer.text.strip():
+            self.cache.put(key, {"text": answer.text, "finish_reason": answer.finish_reason})
+        return answer
+
+    def _options(self, binding: Any, n_predict: int, stop: Sequence[str]) -> dict[str, Any]:
+        options: dict[str, Any] = {**self.extra_options, "n_predict": n_predict}
+        if stop:
+            options["stop"] = list(stop)
+        if self.temperature is not None:
+            options["temperature"] = self.temperature
+        supported = getattr(binding, "_option_map", None)
+        if callable(supported):
+            # Options the backend cannot honour are left out here rather than warned about per call.
+            names = supported()
+            options = {k: v for k, v in options.items() if k in names or k == "n_predict"}
+        return options
+
+    def _send(
+        self, binding: Any, prompt: Prompt, options: dict[str, Any], on_piece: Callable[[str], None] | None
+    ) -> Answer:
+        if self.cancel.is_set():
+            raise Cancelled()
+        response = binding.generate(prompt.messages(), stream=True, **options)
+        guard = RunawayGuard()
+        pieces: list[str] = []
+        with self._lock:
+            self.figures.calls += 1
+        try:
+            for piece in response:
+                if self.cancel.is_set():
+                    raise Cancelled()
+                pieces.append(piece)
+                if on_piece is not None:
+                    on_piece(piece)
+                if guard.feed(piece):
+                    break  # leaving the loop closes the stream: the server stops writing
+        finally:
+            self._count(response, prompt, pieces, guard)
+        text = guard.text_before_loop() if guard.tripped else "".join(pieces)
+        return Answer(
+            text,
+            int(response.prompt_tokens or 0),
+            int(response.completion_tokens or 0),
+            "loop" if guard.tripped else response.finish_reason,
+            looped=guard.tripped,
+        )
+
+    def _count(self, response: Any, prompt: Prompt, pieces: list[str], guard: RunawayGuard) -> None:
+        if response.prompt_tokens is None:
+            response.prompt_tokens = self.counter.estimate(prompt.text) + TEMPLATE_TOKENS
+        if response.completion_tokens is None:
+            response.completion_tokens = len(pieces)  # servers send about one token per piece
+        with self._lock:
+            self.figures.prompt_tokens += int(response.prompt_tokens)
+            self.figures.completion_tokens += int(response.completion_tokens)
+            self.figures.looped += int(guard.tripped)

@@ -1,0 +1,51 @@
+"""Map-reduce: notes on every chunk independently, then merged and summarized.
+
+Each chunk is read once, with only a short fixed prompt around it, and
+answered with a bounded bullet list; up to ``concurrency`` chunks per host
+are in flight at once (threads; see :mod:`.hosts`). The notes are then
+merged in as many rounds as the context needs (:func:`.work.combine`) and
+the final call writes the summary.
+
+Why it is the default: on a one-slot local server the wall time is the
+server's compute time, i.e. the tokens read and written. Map-reduce reads
+the document once plus a ~100-token prompt per chunk, and writes only the
+notes; the sequential method also re-reads its memory with every chunk and
+gets smaller chunks (the memory takes room), so it makes more, longer calls
+for the same notes. On servers that batch (llama.cpp ``-np``, vLLM, Ollama
+with ``OLLAMA_NUM_PARALLEL``) or on several hosts, map-reduce is also the
+only one of the two that runs requests in parallel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .hosts import run_jobs
+from .prompts import instruction_lines, notes_prompt
+from .quality import is_degenerate, key_points
+from .work import NOTE_STOPS, Work, as_bullets, combine, write_final
+
+__all__ = ["map_reduce"]
+
+
+def map_reduce(work: Work, chunks: list[str], notes: dict[int, str]) -> str:
+    """Summarize ``chunks``; ``notes`` is filled as chunks finish (kept on an interrupt)."""
+    total = len(chunks)
+
+    def read(binding: Any, index: int) -> str:
+        prompt = notes_prompt(chunks[index], index + 1, total, work.instruction, work.budget.bullets)
+        answer = work.caller.call(binding, prompt, work.budget.n_predict_step, NOTE_STOPS)
+        points = key_points(answer.text, echo=instruction_lines(prompt))
+        if is_degenerate(answer.text, points):
+            return ""  # a loop or an echo: nothing of it reaches the summary
+        return as_bullets(points)
+
+    def done(index: int, text: str) -> None:
+        notes[index] = text
+        work.tracker.step("chunk", index + 1)
+
+    work.tracker.emit("start")
+    results = run_jobs(work.hosts, list(range(total)), read, work.caller.cancel, done)
+    work.steps.extend(results)
+    merged = combine(work, results)
+    return write_final(work, merged).text
