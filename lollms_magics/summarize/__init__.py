@@ -163,6 +163,7 @@ def summarize(
     result.steps = work.steps or [notes[i] for i in sorted(notes)]
     result.calls = caller.figures.calls
     result.cached = caller.figures.cached
+    result.looped = caller.figures.looped
     result.prompt_tokens = caller.figures.prompt_tokens
     result.completion_tokens = caller.figures.completion_tokens
     result.wall_time = time.perf_counter() - started

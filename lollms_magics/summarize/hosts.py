@@ -138,7 +138,11 @@ def _worker(run: _Run[J, R], host: Host, work: Callable[[Any, J], R], on_done: A
             run.results[index] = result
             complete = len(run.results) == len(run.jobs)
         if on_done is not None:
-            on_done(index, result)
+            try:
+                on_done(index, result)
+            except BaseException as error:  # a progress callback that raised (even KeyboardInterrupt)
+                run.fail(error)
+                return
         if complete:
             run.finished.set()
 

@@ -54,13 +54,12 @@ class RunawayGuard:
         return self.tripped
 
     def text_before_loop(self) -> str:
-        """The answer up to where the repeat began (the first copy kept)."""
+        """The whole lines written before the loop began (the line it began in is dropped too)."""
         text = "".join(self._parts)
         if not self.tripped:
             return text
-        tail = text[-_WINDOW:]
-        first = text.find(tail)
-        return text[: first + len(tail)] if 0 <= first < len(text) - _WINDOW else text
+        first = text.find(text[-_WINDOW:])
+        return text[: max(0, text.rfind("\n", 0, max(first, 0)))]
 
 
 def normalized(line: str) -> str:

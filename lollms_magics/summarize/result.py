@@ -21,6 +21,8 @@ class Summary:
         each chunk (sequential), then each merge.
     calls, cached:
         Requests sent, and steps answered from the resume cache instead.
+    looped:
+        Answers cut short because they started repeating themselves.
     prompt_tokens, completion_tokens:
         Tokens sent and written over all calls (the server's counts where
         it reports them, else estimates).
@@ -46,6 +48,7 @@ class Summary:
     steps: list[str] = field(default_factory=list)
     calls: int = 0
     cached: int = 0
+    looped: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     wall_time: float = 0.0
