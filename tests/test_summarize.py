@@ -8,6 +8,7 @@ requests can be searched for.
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
@@ -323,7 +324,7 @@ def test_overlap_repeats_the_end_of_each_chunk(server: OpenAIServer) -> None:
     document = make_document()
     summarize(document, binding_for(server), mode="map-reduce", ctx_size=700, overlap=30)
     parts = [part_ids(r) for r in chat_requests(server) if part_ids(r)]
-    assert all(later[0] in earlier for earlier, later in zip(parts, parts[1:]))
+    assert all(later[0] in earlier for earlier, later in itertools.pairwise(parts))
     assert sorted(set(i for p in parts for i in p)) == all_ids(document)
 
 
