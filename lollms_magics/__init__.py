@@ -9,10 +9,16 @@ In a notebook::
 
 From Python::
 
-    from lollms_magics import get_binding
-    binding = get_binding("ollama", model="llama3.2")
-    for piece in binding.generate("Say hello"):
+    from lollms_magics import Session
+    session = Session("ollama", model="llama3.2")
+    for piece in session.ask("Say hello"):
         print(piece, end="")
+
+The layers, top to bottom: ``ipython`` (magics, display), ``core`` (the
+Session, its conversation and keys), ``bindings`` (one module per backend on
+a shared HTTP base), ``transport`` (clients, retries, framing), and the plain
+types of this top level (``errors``, ``options``, ``types``, ``response``,
+``images``). Each imports only from below.
 
 Importing this package is cheap: httpx, PIL, ipywidgets, docling and
 llama_cpp are imported only when a feature first needs them.
@@ -30,8 +36,10 @@ _EXPORTS: dict[str, str] = {
     "get_binding": "lollms_magics.bindings",
     "binding_names": "lollms_magics.bindings",
     "Binding": "lollms_magics.bindings.base",
-    "ModelInfo": "lollms_magics.bindings.base",
+    "ModelInfo": "lollms_magics.schema",
     "Response": "lollms_magics.response",
+    "Session": "lollms_magics.core.session",
+    "default_session": "lollms_magics.core.session",
     "LollmsMagicsError": "lollms_magics.errors",
     "BindingError": "lollms_magics.errors",
 }
@@ -42,7 +50,9 @@ __all__ = [
     "LollmsMagicsError",
     "ModelInfo",
     "Response",
+    "Session",
     "binding_names",
+    "default_session",
     "get_binding",
     "load_ipython_extension",
     "unload_ipython_extension",
@@ -50,9 +60,11 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .bindings import binding_names, get_binding
-    from .bindings.base import Binding, ModelInfo
+    from .bindings.base import Binding
+    from .core.session import Session, default_session
     from .errors import BindingError, LollmsMagicsError
     from .response import Response
+    from .schema import ModelInfo
 
 
 def __getattr__(name: str) -> Any:
@@ -70,14 +82,14 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the ``%lollms`` / ``%%lollms`` magics (called by ``%load_ext``)."""
-    from .magics import LollmsMagics
+    from .ipython.magics import LollmsMagics
 
     ipython.register_magics(LollmsMagics)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Undo :func:`load_ipython_extension`: remove the magics and close their connections."""
-    from .magics import LollmsMagics
+    from .ipython.magics import LollmsMagics
 
     manager = ipython.magics_manager
     manager.registry.pop(LollmsMagics.__name__, None)

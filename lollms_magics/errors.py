@@ -22,7 +22,7 @@ from request headers.
         ├── ServerError                     5xx, or an error reported in a 200 body
         ├── ProtocolError                   a body that does not follow the protocol
         ├── StreamBrokenError               the answer stopped part-way; ``partial_text`` holds what came
-        └── UnexpectedError                 a binding failed in a way it did not foresee (a library error, a bug)
+        └── UnexpectedError                 a failure the binding did not foresee (a library's, a bug)
 
 Every ``BindingError`` keeps in ``partial_text`` the text received before
 it. The magics show any of these as one line and fail the cell (the
@@ -49,9 +49,9 @@ __all__ = [
     "ServerError",
     "ServerUnreachableError",
     "StreamBrokenError",
+    "UnexpectedError",
     "UnknownBindingError",
     "UnknownModelError",
-    "UnexpectedError",
     "UnsupportedOptionWarning",
 ]
 

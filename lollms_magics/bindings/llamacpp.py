@@ -31,7 +31,8 @@ from ..errors import (
     UnknownModelError,
 )
 from ..response import Response
-from .base import Binding, GenerationRequest, ModelInfo
+from ..schema import GenerationRequest, ModelInfo
+from .base import Binding, Probe
 
 __all__ = ["DEFAULT_MODEL_FILE", "LlamaCppBinding", "default_model_path", "load_model"]
 
@@ -77,6 +78,21 @@ def default_model_path() -> Path | None:
             if located.is_file():
                 return located
     return None
+
+
+_HTTP_SETTINGS = frozenset({"connect_timeout", "read_timeout", "max_retries", "transport", "verify"})
+
+
+def default_threads() -> int:
+    """Threads for llama.cpp: the ``LOLLMS_MAGICS_THREADS`` setting, else the usable cores up to four."""
+    setting = os.environ.get("LOLLMS_MAGICS_THREADS", "").strip()
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
 
 
 def llama_cpp_installed() -> bool:
@@ -152,18 +168,24 @@ class LlamaCppBinding(Binding):
         Context window in tokens, used when the model is loaded (the
         ``ctx_size`` option overrides it per request, reloading the model).
     n_threads:
-        CPU threads; llama.cpp's default (half the cores) when omitted.
+        CPU threads; by default every core this process may use, up to four
+        (``LOLLMS_MAGICS_THREADS`` overrides it). On the one or two cores of a
+        Binder or a laptop that is the fastest setting (measured in
+        ``benchmarks/README.md``); llama.cpp's own default, half the cores,
+        leaves one of two cores idle.
 
     ``repeat_last_n`` is honoured by setting the loaded model's
     ``last_n_tokens_size`` for the duration of the answer. Images are refused:
     the embedded model reads text only. There is no HTTP here, so ``host``,
-    ``api_key`` and the timeouts are accepted and unused.
+    ``api_key`` and the HTTP settings (timeouts, retries) are accepted and unused.
     """
 
     name = "llamacpp"
     default_host = "in-process"
     start_hint = f"install the embedded model with {INSTALL_HINT}"
     supports_images = False
+    auto_priority = 90
+    local_tokenizer = True
     option_names: ClassVar[Mapping[str, str]] = {
         "n_predict": "max_tokens",
         "temperature": "temperature",
@@ -190,14 +212,17 @@ class LlamaCppBinding(Binding):
     ) -> None:
         if model and model.lower().endswith(".gguf"):
             model_path, model = model_path or model, None
-        super().__init__(host, model, api_key, **config)
+        unknown = set(config) - _HTTP_SETTINGS
+        if unknown:
+            raise TypeError(f"unexpected settings for the llamacpp binding: {', '.join(sorted(unknown))}")
+        super().__init__(host, model, api_key)
         if not llama_cpp_installed():
             raise MissingDependencyError(
                 f"the llamacpp binding needs llama-cpp-python: {INSTALL_HINT}"
             )
         self.model_path = Path(model_path).expanduser() if model_path else None
         self.n_ctx = n_ctx
-        self.n_threads = n_threads
+        self.n_threads = n_threads or default_threads()
         self.n_gpu_layers = n_gpu_layers
         self._path = self._resolve(self.model)
         self.model = self.model or _model_name(self._path)
@@ -208,6 +233,21 @@ class LlamaCppBinding(Binding):
     def context_size(self) -> int | None:
         """The context window the model is loaded with (``n_ctx``)."""
         return self.n_ctx
+
+    def tokenize(self, text: str) -> list[int] | None:
+        """The model's own tokens for ``text`` (loads the model on first use)."""
+        llama = self._llama(self._path, None).llama
+        return list(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    @classmethod
+    def probe(cls, client: Any) -> Probe | None:
+        """The embedded model is there when llama_cpp and the SmolLM2 wheel are installed."""
+        if not llama_cpp_installed():
+            return None
+        path = default_model_path()
+        if path is None:
+            return None
+        return Probe(None, _model_name(path), "using the embedded SmolLM2-135M model")
 
     def load(self, n_ctx: int | None = None) -> Any:
         """Load the model now (if not already) and return the ``llama_cpp.Llama``."""
@@ -262,7 +302,7 @@ class LlamaCppBinding(Binding):
         if last_n is not None:
             llama.last_n_tokens_size = last_n  # read by llama_cpp when each sampler is built
         response.prompt_tokens = _prompt_tokens(kept, messages)
-        count = 0
+        pieces: list[str] = []
         chunks = None
         try:
             chunks = llama.create_chat_completion(messages, stream=True, **kwargs)
@@ -270,7 +310,7 @@ class LlamaCppBinding(Binding):
                 choice = chunk["choices"][0]
                 text = choice["delta"].get("content")
                 if text:
-                    count += 1
+                    pieces.append(text)
                     yield text
                 reason = choice.get("finish_reason")
                 if reason:
@@ -280,7 +320,10 @@ class LlamaCppBinding(Binding):
                 f"llama.cpp refused the request: {exc}", binding=self.name
             ) from None
         finally:
-            response.completion_tokens = count
+            # The answer's length in the model's own tokens (llama.cpp's stream
+            # does not report usage, and a piece is not always one token).
+            answer = "".join(pieces).encode("utf-8")
+            response.completion_tokens = len(llama.tokenize(answer, add_bos=False, special=True))
             if chunks is not None:
                 chunks.close()  # stops llama.cpp at once when the reader left early
             llama.last_n_tokens_size = saved_last_n

@@ -10,41 +10,52 @@
   Bearer key (``LOLLMS_API_KEY``), model ids ``binding/model`` and FastAPI
   ``{"detail": ...}`` errors. It is handled by the OpenAI binding's code.
 
-Which one runs is found once per host and cached (``GET /v1/models`` is
+Which one runs is found once per host and remembered (``GET /v1/models`` is
 answered only by the new server, ``GET /list_models`` only by the old one);
-``protocol="webui"`` or ``protocol="v1"`` pins it.
+when the remembered protocol's endpoint answers 404 (another server took
+the port) it is found again, once. ``protocol="webui"`` or ``"v1"`` pins it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import httpx
 
 from ..errors import BindingError, ProtocolError, ServerError, ServerUnreachableError
 from ..response import Response
-from .base import GenerationRequest, Message, ModelInfo, normalize_host
+from ..schema import GenerationRequest, Message, ModelInfo
+from .base import Probe
+from .http import normalize_host
 from .openai import OpenAIBinding
 
-__all__ = ["LollmsBinding"]
+__all__ = ["LollmsBinding", "forget_protocols", "remember_protocol"]
 
 WEBUI_HOST = "http://localhost:9600"
 SERVER_HOST = "http://localhost:9642"
 PROTOCOLS = ("auto", "webui", "v1")
 
+# What lollms-webui's /lollms_generate really hands to the model (read in its
+# lollms_generator.py): the streaming path passes these, each as
+# ``request.x or config.x``, so a 0 silently becomes the server's own setting;
+# the whole-answer path passes only the temperature and n_predict; ``seed`` and
+# ``n_threads`` are never passed.
 _WEBUI_OPTIONS = {
     name: name
-    for name in (
-        "n_predict", "temperature", "top_k", "top_p", "repeat_penalty", "repeat_last_n", "seed"
-    )
+    for name in ("n_predict", "temperature", "top_k", "top_p", "repeat_penalty", "repeat_last_n")
 }
+_WEBUI_WHOLE_OPTIONS = ("n_predict", "temperature")
+_WEBUI_ZERO_IS_DEFAULT = ("temperature", "top_k", "top_p", "repeat_penalty", "repeat_last_n")
 # The new server reads only these sampling fields from a chat request.
 _V1_OPTIONS = {"n_predict": "max_tokens", "temperature": "temperature"}
 
 # host -> "webui" | "v1", shared by every binding instance of the kernel.
 _detected: dict[str, str] = {}
+
+T = TypeVar("T")
 
 
 def remember_protocol(host: str, protocol: str) -> None:
@@ -52,6 +63,11 @@ def remember_protocol(host: str, protocol: str) -> None:
     if protocol not in PROTOCOLS[1:]:
         raise ValueError(f"protocol must be 'webui' or 'v1', not {protocol!r}")
     _detected[normalize_host(host)] = protocol
+
+
+def forget_protocols() -> None:
+    """Forget every protocol found so far (the next request finds it again)."""
+    _detected.clear()
 
 
 def transcript(messages: list[Message]) -> str:
@@ -63,6 +79,52 @@ def transcript(messages: list[Message]) -> str:
         return messages[0].content
     lines = [f"!@>{m.role}: {m.content}" for m in messages]
     return "\n".join(lines) + "\n!@>assistant:"
+
+
+def _probe_webui(client: httpx.Client) -> Probe | None:
+    try:
+        r = client.get(WEBUI_HOST + "/list_models")
+        if r.status_code == 200 and isinstance(r.json(), list):
+            remember_protocol(WEBUI_HOST, "webui")  # the binding need not probe again
+            return Probe(WEBUI_HOST, None, f"a LoLLMs server (lollms-webui) answered at {WEBUI_HOST}")
+    except (httpx.HTTPError, ValueError):
+        pass
+    return None
+
+
+def _probe_v1(client: httpx.Client, key: str | None) -> Probe | None:
+    headers = {"Authorization": f"Bearer {key}"} if key else None
+    try:
+        r = client.get(SERVER_HOST + "/v1/models", headers=headers)
+    except httpx.HTTPError:
+        return None
+    if r.status_code in (401, 403):
+        how = "refuses LOLLMS_API_KEY" if key else "needs a key"
+        return Probe(
+            SERVER_HOST, None,
+            f"a LoLLMs server runs at {SERVER_HOST} but {how}: set LOLLMS_API_KEY "
+            "or type one with %lollms key lollms",
+            usable=False,
+        )
+    try:
+        ok = r.status_code == 200 and isinstance(r.json().get("data"), list)
+    except (ValueError, AttributeError):
+        ok = False
+    if not ok:
+        return None
+    remember_protocol(SERVER_HOST, "v1")
+    return Probe(SERVER_HOST, None, f"a LoLLMs server answered at {SERVER_HOST}")
+
+
+def probe_lollms(client: httpx.Client, key: str | None) -> Probe | None:
+    """The automatic choice's look for a LoLLMs server on its two default ports (at once)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lollms-probe-v1") as pool:
+        v1 = pool.submit(_probe_v1, client, key)
+        webui = _probe_webui(client)
+        found = v1.result()
+    if webui is not None:
+        return webui
+    return found
 
 
 class LollmsBinding(OpenAIBinding):
@@ -79,6 +141,7 @@ class LollmsBinding(OpenAIBinding):
     host_env = "LOLLMS_HOST"
     key_env = "LOLLMS_API_KEY"
     start_hint = "start LoLLMs, or point at it with --host / LOLLMS_HOST"
+    auto_priority = 10
     include_usage = False
 
     def __init__(
@@ -95,11 +158,19 @@ class LollmsBinding(OpenAIBinding):
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}")
         self._host_given = bool(host or os.environ.get(self.host_env or ""))
         super().__init__(host, model, api_key, **config)
+        self._pinned = protocol != "auto"
         self.protocol = protocol
         self.personality = personality
 
     def _normalize_host(self, host: str) -> str:
         return normalize_host(host)
+
+    @classmethod
+    def probe(cls, client: httpx.Client) -> Probe | None:
+        """A LoLLMs server on 9600 or 9642 (the new one may need ``LOLLMS_API_KEY``)."""
+        if os.environ.get(cls.host_env or ""):
+            return None  # a configured host is the user's choice, not the automatic one's
+        return probe_lollms(client, os.environ.get(cls.key_env or ""))
 
     # -- which server is it? --------------------------------------------------
 
@@ -130,6 +201,24 @@ class LollmsBinding(OpenAIBinding):
             )
         raise errors[0]
 
+    def _redetect(self) -> bool:
+        """After a 404 from the remembered protocol: find the protocol again; True if it changed."""
+        if self._pinned:
+            return False
+        before = self.protocol
+        _detected.pop(self.host, None)
+        self.protocol = "auto"
+        self._host_given = True  # stay on this host
+        return self.detect() != before
+
+    def _retrying_on_404(self, action: Callable[[], T]) -> T:
+        try:
+            return action()
+        except BindingError as exc:
+            if exc.status_code == 404 and self._redetect():
+                return action()
+            raise
+
     def _probe(self, host: str) -> str:
         try:
             r = self.client.get(host + "/v1/models", headers=self._headers())
@@ -159,13 +248,30 @@ class LollmsBinding(OpenAIBinding):
     def _option_map(self) -> Mapping[str, str]:
         return _V1_OPTIONS if self.protocol == "v1" else _WEBUI_OPTIONS
 
+    def _ignored_options(self, options: Mapping[str, Any], stream: bool) -> list[str]:
+        if self.protocol == "v1":
+            return super()._ignored_options(options, stream)
+        names = _WEBUI_OPTIONS if stream else _WEBUI_WHOLE_OPTIONS
+        return [
+            name
+            for name, value in options.items()
+            if name not in names or (value == 0 and name in _WEBUI_ZERO_IS_DEFAULT)
+        ]
+
+    def _framing(self) -> str:
+        return "sse" if self.protocol == "v1" else "text"
+
     def _prepare(self) -> None:
         # The first generation finds out which LoLLMs server runs (after the
         # options and images were checked, so bad ones never cause a request).
         self.detect()
 
     def _list_models(self) -> list[ModelInfo]:
-        if self.detect() == "v1":
+        self.detect()
+        return self._retrying_on_404(self._list_models_once)
+
+    def _list_models_once(self) -> list[ModelInfo]:
+        if self.protocol == "v1":
             return super()._list_models()
         data = self._get_json("/list_models")
         if not isinstance(data, list):
@@ -176,14 +282,14 @@ class LollmsBinding(OpenAIBinding):
             )
         return [ModelInfo(str(name)) for name in data]
 
-    # -- lollms-webui generation ----------------------------------------------
+    # -- generation -------------------------------------------------------------
 
-    def _generate(self, request: GenerationRequest, response: Response) -> Iterator[str]:
+    def _send(self, request: GenerationRequest, response: Response) -> httpx.Response:
+        return self._retrying_on_404(lambda: super(LollmsBinding, self)._send(request, response))
+
+    def _call(self, request: GenerationRequest, response: Response) -> tuple[str, str, Any]:
         if self.protocol == "v1":
-            return super()._generate(request, response)
-        return self._generate_webui(request, response)
-
-    def _generate_webui(self, request: GenerationRequest, response: Response) -> Iterator[str]:
+            return super()._call(request, response)
         images = [i.b64 for m in request.messages for i in m.images]
         body: dict[str, Any] = {
             "prompt": transcript(request.messages),
@@ -192,40 +298,19 @@ class LollmsBinding(OpenAIBinding):
             "stream": request.stream,
         }
         body.update(self._wire_options(request.options))
-        path = "/lollms_generate"
         if images:
             body["images"] = images
-            path = "/lollms_generate_with_images"
-        http = self._open("POST", path, body)
-        try:
-            if http.headers.get("content-type", "").startswith("application/json"):
-                # The server's way to fail: HTTP 200 and a JSON body instead of text.
-                with self._reading(http):
-                    http.read()
-                raise self._webui_error(http)
-            with self._reading(http, answer=response):
-                if not request.stream:
-                    yield from http.iter_text()
-                    return
-                # The server holds a "!" back in case "@>" (a role change)
-                # follows, and may release it as the very last piece; its own
-                # client strips it. A "!" ending a piece waits for the next one.
-                held = False
-                try:
-                    for piece in http.iter_text():
-                        if held:
-                            piece = "!" + piece
-                        held = piece.endswith("!")
-                        if held:
-                            piece = piece[:-1]
-                        if piece:
-                            yield piece
-                except httpx.HTTPError:
-                    if held:  # the connection broke: that "!" was received text
-                        yield "!"
-                    raise
-        finally:
-            http.close()
+            return "POST", "/lollms_generate_with_images", body
+        return "POST", "/lollms_generate", body
+
+    def _opened(self, http: httpx.Response, request: GenerationRequest) -> None:
+        if self.protocol == "v1":
+            return
+        if http.headers.get("content-type", "").startswith("application/json"):
+            # The server's way to fail: HTTP 200 and a JSON body instead of text.
+            with self._reading(http):
+                http.read()
+            raise self._webui_error(http)
 
     def _webui_error(self, http: httpx.Response) -> BindingError:
         data = _json(http)

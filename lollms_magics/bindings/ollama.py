@@ -2,39 +2,53 @@
 
 Every line is checked for an ``error`` key before its text is read, since
 Ollama reports a failure during generation as one more line with status 200.
-Images travel as raw base64, without a ``data:`` prefix.
+Images travel as raw base64, without a ``data:`` prefix. A thinking model's
+reasoning (``message.thinking``, or ``thinking`` from ``/api/generate``) is
+kept apart from the answer.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping
+import os
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
 
 from ..errors import ProtocolError
 from ..response import Response
-from .base import Binding, GenerationRequest, ModelInfo, normalize_host
+from ..schema import GenerationRequest, ModelInfo
+from .base import Probe
+from .http import HTTPBinding, ReportedError, normalize_host
 
 __all__ = ["OllamaBinding"]
 
 DEFAULT_PORT = 11434
+DEFAULT_HOST = f"http://127.0.0.1:{DEFAULT_PORT}"
 
 
-class OllamaBinding(Binding):
+def ollama_host() -> str:
+    """Where Ollama runs: ``OLLAMA_HOST`` in any of its forms, else the default."""
+    env = os.environ.get("OLLAMA_HOST")
+    return normalize_host(env, DEFAULT_PORT) if env else DEFAULT_HOST
+
+
+class OllamaBinding(HTTPBinding):
     """A binding for an Ollama server.
 
     The host comes from ``OLLAMA_HOST`` (with or without scheme and port:
     ``0.0.0.0``, ``myhost:8000``, ``https://example.org``), else
     ``http://127.0.0.1:11434``. ``api="generate"`` uses ``/api/generate``
     for single prompts instead of ``/api/chat``; ``keep_alive`` is passed on.
+    ``ctx_size`` is sent as ``num_ctx``: Ollama's own default window is small.
     """
 
     name = "ollama"
-    default_host = f"http://127.0.0.1:{DEFAULT_PORT}"
+    default_host = DEFAULT_HOST
     host_env = "OLLAMA_HOST"
     start_hint = "start it with `ollama serve`, or set OLLAMA_HOST / --host to where it runs"
+    auto_priority = 20
+    framing = "ndjson"
     option_names: ClassVar[Mapping[str, str]] = {
         "n_predict": "num_predict",
         "temperature": "temperature",
@@ -67,28 +81,48 @@ class OllamaBinding(Binding):
         # Ollama's own rule: no port means 11434 over http (https keeps 443).
         return normalize_host(host, DEFAULT_PORT)
 
+    @classmethod
+    def probe(cls, client: httpx.Client) -> Probe | None:
+        """Ollama answers ``/api/tags``; it is usable once a model is pulled."""
+        host = ollama_host()
+        try:
+            response = client.get(host + "/api/tags")
+            data = response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+        items = data.get("models") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            return None
+        names = [str(m["name"]) for m in items if isinstance(m, dict) and "name" in m]
+        if not names:
+            return Probe(
+                host, None, f"Ollama at {host} has no model pulled: run `ollama pull <model>`",
+                usable=False,
+            )
+        count = f"{len(names)} model" + ("s" if len(names) > 1 else "")
+        return Probe(host, names[0], f"Ollama at {host} has {count}, using {names[0]}")
+
     def _list_models(self) -> list[ModelInfo]:
         data = self._get_json("/api/tags")
         models = data.get("models") if isinstance(data, dict) else None
         if not isinstance(models, list):
-            raise self._broken_json("/api/tags did not return a model list")
+            raise ProtocolError(
+                f"{self.name} at {self.host}: /api/tags did not return a model list; "
+                "is this an Ollama server?",
+                binding=self.name,
+            )
         return [
             ModelInfo(str(m["name"]), {k: v for k, v in m.items() if k != "name"})
             for m in models
             if isinstance(m, dict) and "name" in m
         ]
 
-    def _broken_json(self, message: str) -> ProtocolError:
-        return ProtocolError(
-            f"{self.name} at {self.host}: {message}; is this an Ollama server?", binding=self.name
-        )
-
-    def _body(self, request: GenerationRequest, model: str | None) -> tuple[str, dict[str, Any]]:
+    def _call(self, request: GenerationRequest, response: Response) -> tuple[str, str, Any]:
+        model = request.model or self._default_model()
+        response.model = model
         body: dict[str, Any] = {"model": model, "stream": request.stream}
         messages = request.messages
-        if self.api == "generate" and messages[-1].role == "user" and len(
-            [m for m in messages if m.role != "system"]
-        ) == 1:
+        if self.api == "generate" and len([m for m in messages if m.role != "system"]) == 1:
             path = "/api/generate"
             body["prompt"] = messages[-1].content
             if messages[0].role == "system":
@@ -108,65 +142,34 @@ class OllamaBinding(Binding):
             body["options"] = options
         if self.keep_alive is not None:
             body["keep_alive"] = self.keep_alive
-        return path, body
+        return "POST", path, body
 
-    def _generate(self, request: GenerationRequest, response: Response) -> Iterator[str]:
-        # One generator for the whole read, so each piece crosses a single frame.
-        model = request.model or self._default_model()
-        response.model = model
-        path, body = self._body(request, model)
-        chat = path == "/api/chat"
-        http = self._open("POST", path, body)
-        try:
-            with self._reading(http, answer=response):
-                if not request.stream:
-                    http.read()
-                    yield self._text_of(self._parse(http.text, http), chat, response, http)
-                    return
-                loads = json.loads
-                for line in http.iter_lines():
-                    if not line:
-                        continue
-                    try:
-                        event = loads(line)
-                    except ValueError:
-                        raise self._broken("the server sent a line that is not JSON", http) from None
-                    try:
-                        if "error" in event:
-                            raise self._broken(f"the server reported an error: {event['error']}", http)
-                        text = event["message"].get("content") if chat else event.get("response")
-                        if text:
-                            yield text
-                        if event.get("done"):
-                            self._finish(event, response)
-                            return
-                    except (KeyError, TypeError, AttributeError):  # JSON, but not a stream line
-                        raise self._broken("the server sent a line that is not a chat chunk", http) from None
-        finally:
-            http.close()
-        raise self._broken("the stream ended before the answer was complete", http)
+    def _on_event(self, event: Any, response: Response) -> str | None:
+        if "error" in event:
+            raise ReportedError(str(event["error"]))
+        message = event.get("message")
+        if message is not None:  # /api/chat
+            text = message.get("content")
+            thinking = message.get("thinking")
+        else:  # /api/generate
+            text = event.get("response")
+            thinking = event.get("thinking")
+        if thinking:
+            response.add_reasoning(thinking)
+        if event.get("done"):
+            self._finish(event, response)
+        return text  # type: ignore[no-any-return]
 
-    def _parse(self, line: str, http: httpx.Response) -> dict[str, Any]:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            raise self._broken("the server sent a line that is not JSON", http) from None
-        if not isinstance(event, dict):
-            raise self._broken("the server sent a line that is not a JSON object", http)
-        return event
+    def _on_body(self, data: Any, response: Response) -> str:
+        if not isinstance(data, dict):
+            raise TypeError("not an object")
+        return self._on_event(data, response) or ""
 
-    def _text_of(self, event: dict[str, Any], chat: bool, response: Response, http: httpx.Response) -> str:
-        if event.get("error"):
-            raise self._broken(f"the server reported an error: {event['error']}", http)
-        self._finish(event, response)
-        value = event.get("message" if chat else "response")
-        text = value.get("content") if isinstance(value, dict) else value
-        return text or ""
+    def _stream_complete(self, response: Response) -> bool:
+        return response.finish_reason is not None
 
     @staticmethod
     def _finish(event: dict[str, Any], response: Response) -> None:
-        if not event.get("done"):
-            return
-        response.finish_reason = event.get("done_reason")
+        response.finish_reason = event.get("done_reason") or "stop"
         response.prompt_tokens = event.get("prompt_eval_count")
         response.completion_tokens = event.get("eval_count")

@@ -1,24 +1,32 @@
 """Any OpenAI-compatible server: OpenAI, vLLM, llama.cpp server, LM Studio, Ollama's /v1.
 
-Streams ``/v1/chat/completions`` as server-sent events and reads each
-``data:`` line with ``json.loads`` (no model object per piece). It tolerates
-the local servers' deviations: ``:`` keep-alive comments, ``\\r\\n`` line
-ends, llama.cpp's ``error:`` line, flat vLLM errors and FastAPI ``detail``.
+Streams ``/v1/chat/completions`` as server-sent events and reads each event
+with ``json.loads`` (no model object per piece). It tolerates the local
+servers' deviations: ``:`` keep-alive comments, ``\\r\\n`` line ends,
+llama.cpp's ``error:`` line, flat vLLM errors and FastAPI ``detail``.
+Reasoning that servers send apart (``reasoning_content`` from vLLM,
+llama.cpp and DeepSeek, ``reasoning`` from others) is kept apart from the
+answer in ``Response.reasoning``.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping
+import os
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from ..errors import ProtocolError
+from ..errors import BadRequestError, ProtocolError
 from ..response import Response
-from .base import Binding, GenerationRequest, Message, ModelInfo, normalize_host
+from ..schema import GenerationRequest, Message, ModelInfo
+from .base import Probe
+from .http import HTTPBinding, ReportedError, normalize_host
 
-__all__ = ["OpenAIBinding"]
+__all__ = ["OpenAIBinding", "chat_messages"]
+
+OPENAI_DEFAULT_MODEL = "gpt-4o-mini"  # api.openai.com lists models no chat can use first
 
 _STANDARD = {
     "n_predict": "max_tokens",
@@ -33,6 +41,8 @@ _LOCAL_EXTRAS = {
     "repeat_penalty": "repeat_penalty",
     "repeat_last_n": "repeat_last_n",
 }
+# OpenAI's reasoning models refuse max_tokens and want max_completion_tokens.
+_REASONING_MODEL = re.compile(r"^(o\d|gpt-5)", re.IGNORECASE)
 
 
 def chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
@@ -48,7 +58,7 @@ def chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
     return out
 
 
-class OpenAIBinding(Binding):
+class OpenAIBinding(HTTPBinding):
     """A binding for OpenAI-compatible ``/v1`` servers.
 
     The host is the API base URL (``OPENAI_BASE_URL``, default
@@ -63,6 +73,9 @@ class OpenAIBinding(Binding):
     host_env = "OPENAI_BASE_URL"
     key_env = "OPENAI_API_KEY"
     start_hint = "check the URL (OPENAI_BASE_URL or --host) and that the server runs"
+    auto_priority = 30
+    end_marker = b"[DONE]"
+    answer_kind = "a chat completion"
     include_usage = True
 
     def _normalize_host(self, host: str) -> str:
@@ -71,10 +84,26 @@ class OpenAIBinding(Binding):
             host += "/v1"
         return host
 
+    def _is_openai(self) -> bool:
+        return httpx.URL(self.host).host.endswith("openai.com")
+
     def _option_map(self) -> Mapping[str, str]:
-        if httpx.URL(self.host).host.endswith("openai.com"):
+        if self._is_openai():
             return _STANDARD
         return {**_STANDARD, **_LOCAL_EXTRAS}
+
+    @classmethod
+    def probe(cls, client: httpx.Client) -> Probe | None:
+        """An OpenAI-compatible server is chosen only when the user configured one."""
+        base_url = os.environ.get("OPENAI_BASE_URL")
+        if base_url:
+            return Probe(
+                base_url, os.environ.get("OPENAI_MODEL"), f"OPENAI_BASE_URL is set, using {base_url}"
+            )
+        if os.environ.get("OPENAI_API_KEY"):
+            model = os.environ.get("OPENAI_MODEL") or OPENAI_DEFAULT_MODEL
+            return Probe(None, model, f"OPENAI_API_KEY is set, using OpenAI's {model}")
+        return None
 
     def _list_models(self) -> list[ModelInfo]:
         data = self._get_json("/models")
@@ -92,117 +121,85 @@ class OpenAIBinding(Binding):
             if isinstance(m, dict) and "id" in m
         ]
 
+    # -- the request -----------------------------------------------------------
+
     def _body(self, request: GenerationRequest, model: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {"model": model or "", "messages": chat_messages(request.messages)}
         body.update(self._wire_options(request.options))
+        if "max_tokens" in body and self._wants_completion_tokens(model):
+            body["max_completion_tokens"] = body.pop("max_tokens")
         body["stream"] = request.stream
         if request.stream and self.include_usage:
             body["stream_options"] = {"include_usage": True}
         return body
 
-    def _generate(self, request: GenerationRequest, response: Response) -> Iterator[str]:
-        if request.stream:
-            return self._stream(request, response)
-        return self._whole(request, response)
+    def _wants_completion_tokens(self, model: str | None) -> bool:
+        return self._is_openai() and bool(model and _REASONING_MODEL.match(model))
 
-    def _send(self, request: GenerationRequest, response: Response) -> httpx.Response:
+    def _call(self, request: GenerationRequest, response: Response) -> tuple[str, str, Any]:
         model = request.model or self._default_model()
         response.model = model
-        return self._open("POST", "/chat/completions", self._body(request, model))
+        return "POST", "/chat/completions", self._body(request, model)
 
-    def _whole(self, request: GenerationRequest, response: Response) -> Iterator[str]:
-        http = self._send(request, response)
+    def _open(self, method: str, path: str, body: Any = None) -> httpx.Response:
         try:
-            with self._reading(http, answer=response):
-                http.read()
-        finally:
-            http.close()
-        try:
-            data = http.json()
-            choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            raise self._broken("the answer is not a chat completion", http) from None
+            return super()._open(method, path, body)
+        except BadRequestError as exc:
+            # A reasoning model we did not recognise by name: say it its way, once.
+            if isinstance(body, dict) and "max_tokens" in body and "max_completion_tokens" in str(exc):
+                body = {**body, "max_completion_tokens": body["max_tokens"]}
+                del body["max_tokens"]
+                return super()._open(method, path, body)
+            raise
+
+    # -- the answer ------------------------------------------------------------
+
+    def _on_event(self, event: Any, response: Response) -> str | None:
+        if event.get("error"):
+            raise ReportedError(_message_of(event))
+        choices = event.get("choices")
+        text = None
+        if choices:
+            choice = choices[0]
+            delta = choice.get("delta")
+            if delta:
+                text = delta.get("content")
+                if len(delta) > 1:  # more than the content: reasoning, a role...
+                    reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+                    if reasoning:
+                        response.add_reasoning(reasoning)
+            reason = choice.get("finish_reason")
+            if reason is None:
+                return text  # a plain piece of text: nothing more to read
+            response.finish_reason = reason
+        usage = event.get("usage")
+        if usage:
+            self._read_usage(usage, response)
+        return text
+
+    def _on_body(self, data: Any, response: Response) -> str:
+        choice = data["choices"][0]
+        message = choice["message"]
+        reasoning = message.get("reasoning") or message.get("reasoning_content")
+        if reasoning:
+            response.add_reasoning(str(reasoning))
         response.finish_reason = choice.get("finish_reason")
         self._read_usage(data.get("usage"), response)
-        yield str(text)
+        return str(message.get("content") or "")
 
-    def _read_usage(self, usage: Any, response: Response) -> None:
+    def _stream_complete(self, response: Response) -> bool:
+        # Some servers end without "[DONE]" after a proper finish chunk.
+        return response.finish_reason is not None
+
+    @staticmethod
+    def _read_usage(usage: Any, response: Response) -> None:
         if isinstance(usage, dict):
             response.prompt_tokens = usage.get("prompt_tokens")
             response.completion_tokens = usage.get("completion_tokens")
 
-    def _stream(self, request: GenerationRequest, response: Response) -> Iterator[str]:
-        # The whole read loop lives in this one generator, so each piece of text
-        # crosses a single generator frame on its way to the Response.
-        http = self._send(request, response)
-        loads = json.loads
-        pending: list[str] = []  # data lines of an event that spans several lines
-        finished = False
-        try:
-            with self._reading(http, answer=response):
-                for line in http.iter_lines():
-                    if not line:  # half the lines: the blank one that ends each event
-                        if not pending:
-                            continue
-                        payload, pending = "\n".join(pending), []
-                        try:
-                            event = loads(payload)
-                        except ValueError:
-                            raise self._broken("the server sent an event that is not JSON", http) from None
-                    elif line.startswith("data:"):
-                        payload = line[6:] if line[5:6] == " " else line[5:]
-                        if pending:
-                            pending.append(payload)
-                            continue
-                        if payload == "[DONE]":
-                            finished = True
-                            break
-                        try:
-                            event = loads(payload)
-                        except ValueError:
-                            pending.append(payload)
-                            continue
-                    elif line.startswith("error:"):  # llama.cpp's mid-stream error line
-                        message = _event_error(line[6:])
-                        raise self._broken(f"the server reported an error: {message}", http)
-                    else:  # comments (": keep-alive"), event:, id:, retry:
-                        continue
-                    try:
-                        if event.get("error"):
-                            message = _event_error(event)
-                            raise self._broken(f"the server reported an error: {message}", http)
-                        choices = event.get("choices")
-                        if choices:
-                            choice = choices[0]
-                            delta = choice.get("delta")
-                            if delta:
-                                content = delta.get("content")
-                                if content:
-                                    yield content
-                            reason = choice.get("finish_reason")
-                            if reason is None:
-                                continue  # a plain piece of text: nothing more to read
-                            response.finish_reason = reason
-                        usage = event.get("usage")
-                        if usage:
-                            self._read_usage(usage, response)
-                    except (AttributeError, TypeError, IndexError):  # JSON, but not an event
-                        raise self._broken("the server sent an event that is not a chunk", http) from None
-        finally:
-            http.close()
-        if not finished and response.finish_reason is None:
-            raise self._broken("the stream ended before the answer was complete", http)
 
-
-def _event_error(payload: Any) -> str:
-    """The message of an in-stream error, given as JSON text or an event dict."""
-    if isinstance(payload, str):
-        try:
-            payload = json.loads(payload)
-        except ValueError:
-            return payload.strip() or "unknown error"
-    error = payload.get("error", payload) if isinstance(payload, dict) else payload
+def _message_of(event: dict[str, Any]) -> str:
+    error = event.get("error")
     if isinstance(error, dict):
         return str(error.get("message") or error)
     return str(error)

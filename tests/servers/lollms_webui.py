@@ -3,9 +3,10 @@
 Generation (``POST /lollms_generate``, ``POST /lollms_generate_with_images``)
 streams **raw text chunks**: ``Content-Type: text/event-stream`` but no SSE
 framing, no terminator and no in-band error. Chunk boundaries fall inside
-words and multibyte characters, and with ``trailing_bang`` (default True) a
-lone ``!`` chunk is sent last (the real server's role-marker hold-back; clients
-strip it). ``stream: false`` answers ``text/plain``.
+words and multibyte characters. (The real server holds back a lone ``!`` chunk
+in case ``@>`` follows, a role change, and drops it when generation ends
+there: ``RECEPTION_MANAGER.new_chunk`` in lollms-webui's ``lollms/generation.py``;
+so no stray ``!`` ever reaches a client.) ``stream: false`` answers ``text/plain``.
 
 Quirks reproduced: ``model_name="server-error"`` → ``200 {"status": false,
 "error": ...}``; ``model_name="no-binding"`` → ``200 null``; bad images on
@@ -39,14 +40,11 @@ def user_text(prompt: str) -> str:
 
 
 class RawTextEncoder(Encoder):
-    def __init__(self, trailing_bang: bool):
-        self.trailing_bang = trailing_bang
-
     def piece(self, text: str) -> bytes:
         return text.encode("utf-8")
 
     def finish(self, plan: Plan, sent: int) -> bytes | None:
-        return b"!" if self.trailing_bang else None
+        return None  # no end marker: the body simply ends
 
 
 def missing_field(loc: str, body) -> dict:
@@ -58,7 +56,6 @@ class LollmsWebuiServer(LoopbackServer):
 
     def __init__(self, models: list[str] | None = None, api_key: str | None = None):
         super().__init__(models, api_key)
-        self.trailing_bang = True
         self.active_index = 0
         self._busy = 0
         self._cancel = False
@@ -190,7 +187,7 @@ class LollmsWebuiServer(LoopbackServer):
                     headers={"Cache-Control": "no-cache", "Connection": "keep-alive"},
                     mixed=not plan.fast,
                 )
-                self.drive(s, plan, RawTextEncoder(self.trailing_bang), cancelled=lambda: self._cancel)
+                self.drive(s, plan, RawTextEncoder(), cancelled=lambda: self._cancel)
                 return
             if plan.fault in ("fail-midstream", "fail-midstream-llamacpp"):
                 ex.send_json({"status": False, "error": "boom"})

@@ -1,18 +1,17 @@
-"""HTTP plumbing shared by the bindings: retries, error bodies, error mapping.
+"""How a server's error answer becomes one typed error with one line to act on.
 
-Kept apart from the bindings so that the policy (what is retried, how long
-to wait, how a server's error body becomes one line) is written once.
+Servers shape their error bodies in many ways (OpenAI, llama.cpp, vLLM,
+Ollama, FastAPI, plain text); :func:`error_details` reads them all, and
+:func:`status_error` maps the status to the error class of
+:mod:`lollms_magics.errors` with the action to take.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
-import random
-import time
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from ..errors import (
     AuthenticationError,
     BadRequestError,
     BindingError,
@@ -20,45 +19,12 @@ from .errors import (
     ServerError,
     UnknownModelError,
 )
+from .retry import parse_retry_after
 
 if TYPE_CHECKING:
     import httpx
 
-RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-RETRY_AFTER_CAP = 60.0  # a server asking for longer is reported, not slept through
-BACKOFF_START, BACKOFF_MAX = 0.5, 8.0
-
-
-def parse_retry_after(headers: httpx.Headers, now: float | None = None) -> float | None:
-    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``retry-after``.
-
-    ``retry-after`` may be a number of seconds or an HTTP date.
-    """
-    ms: str | None = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(float(ms) / 1000.0, 0.0)
-        except ValueError:
-            pass
-    value: str | None = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    seconds: float = when.timestamp() - (time.time() if now is None else now)
-    return max(seconds, 0.0)
-
-
-def backoff_delay(attempt: int) -> float:
-    """Exponential backoff with jitter for retry number ``attempt`` (0-based)."""
-    delay = min(BACKOFF_START * 2.0**attempt, BACKOFF_MAX)
-    return delay * (0.75 + random.random() / 4)
+__all__ = ["error_details", "one_line", "status_error"]
 
 
 def error_details(body: bytes) -> tuple[str, str | None]:
@@ -139,9 +105,3 @@ def status_error(
     return BadRequestError(f"{where} refused the request ({status}: {message})", **kw)
 
 
-def should_retry(status: int, headers: httpx.Headers, code: str | None) -> bool:
-    """Whether a failed request may be sent again (before any body was streamed)."""
-    explicit: str | None = headers.get("x-should-retry")
-    if explicit in ("true", "false"):
-        return explicit == "true"
-    return status in RETRY_STATUSES and code != "insufficient_quota"

@@ -2,9 +2,12 @@
 
 In a notebook the answer streams into one display, updated by id at most
 every ``interval`` seconds, so the work done is bounded by time, not by the
-number of pieces. When the answer is complete that same display is replaced
-by one rich output (Markdown by default) carrying provenance metadata, which
-is what the saved ``.ipynb``, nbviewer and GitHub show.
+number of pieces. When the answer ends that same display is replaced by one
+rich output (Markdown by default) carrying provenance metadata, which is what
+the saved ``.ipynb``, nbviewer and GitHub show. Around the answer, never in
+it: the model's reasoning, collapsed; a visible mark when the answer is
+incomplete; a quiet footer with the figures (model, tokens, speed, time) and
+any notes.
 
 Where there is no rich frontend (terminal IPython) the pieces go straight to
 standard output instead.
@@ -12,14 +15,18 @@ standard output instead.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["FORMATS", "LiveAnswer", "bundle", "first_code_block", "has_rich_display"]
+if TYPE_CHECKING:
+    from ..response import Response
+
+__all__ = ["FORMATS", "LiveAnswer", "bundle", "first_code_block", "footer", "has_rich_display"]
 
 _CODE_BLOCK = re.compile(r"```[^\n`]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _CURSOR = " ▍"
@@ -70,6 +77,28 @@ def bundle(text: str, fmt: str) -> dict[str, Any]:
     return _BUNDLES[fmt](text)
 
 
+def footer(response: Response) -> str:
+    """One quiet line of figures: model, tokens, speed, time."""
+    parts = [str(response.model or response.binding)]
+    if response.completion_tokens is not None:
+        parts.append(f"{response.completion_tokens} tokens")
+    speed = response.tokens_per_second
+    if speed is not None:
+        parts.append(f"{speed:.1f} tok/s")
+    if response.duration is not None:
+        parts.append(f"{response.duration:.1f} s")
+    return " · ".join(parts)
+
+
+def incomplete_reason(response: Response) -> str | None:
+    """Why the answer is incomplete, in a few words; None when it is whole."""
+    if response.done:
+        return None
+    if response.error is not None:
+        return f"the answer stopped: {response.error}"
+    return "interrupted: the answer was stopped before its end"
+
+
 def has_rich_display(shell: Any) -> bool:
     """True when displays reach a rich frontend (a kernel, or a capture), not a terminal.
 
@@ -93,13 +122,20 @@ class LiveAnswer:
         Show the text while it arrives (``--no-stream`` turns this off).
     interval:
         Least number of seconds between two updates of the live display.
+    fmt:
+        The final format (see :data:`FORMATS`).
+    show_footer:
+        Add the quiet line of figures under the final answer.
     """
 
-    def __init__(self, *, rich: bool, live: bool, interval: float, fmt: str) -> None:
+    def __init__(
+        self, *, rich: bool, live: bool, interval: float, fmt: str, show_footer: bool = True
+    ) -> None:
         self.rich = rich
         self.live = live
         self.interval = interval
         self.fmt = fmt
+        self.show_footer = show_footer
         self.updates = 0
         self._pieces: list[str] = []
         self._handle: Any = None
@@ -109,43 +145,69 @@ class LiveAnswer:
         """Everything received so far."""
         return "".join(self._pieces)
 
-    def consume(self, pieces: Iterable[str]) -> None:
-        """Read ``pieces`` to the end, showing them as they come.
+    def consume(self, response: Response) -> None:
+        """Read ``response`` to the end, showing it as it comes.
 
         Whatever stops the loop (an error, ``KeyboardInterrupt``) propagates;
         the text received until then stays in :attr:`text`.
         """
         append = self._pieces.append
-        clock = time.monotonic
         if not self.rich:
-            write = sys.stdout.write
-            for piece in pieces:
+            write, flush = sys.stdout.write, sys.stdout.flush
+            for piece in response:
                 append(piece)
                 write(piece)
-                sys.stdout.flush()
+                flush()
             return
         if not self.live:
-            for piece in pieces:
+            for piece in response:
                 append(piece)
             return
-        view = _markdown if self.fmt in ("markdown", "code") else _text
+        clock = time.monotonic
         interval = self.interval
         next_at = 0.0  # the first piece is shown at once
-        for piece in pieces:
+        for piece in response:
             append(piece)
             now = clock()
             if now >= next_at:
-                self._show(view(self.text + _CURSOR), {})
+                self._show(self._live_view(response), {})
                 next_at = now + interval
 
-    def finish(self, metadata: dict[str, Any]) -> None:
+    def _live_view(self, response: Response) -> dict[str, Any]:
+        text = self.text + _CURSOR
+        if self.fmt in ("markdown", "code"):
+            thinking = response.reasoning
+            if thinking:
+                text = _details("Reasoning", thinking) + text
+            return _markdown(text)
+        return _text(text)
+
+    def finish(self, response: Response, metadata: dict[str, Any], notes: list[str]) -> None:
         """Replace the live view by the final output, tagged with ``metadata``."""
+        reason = incomplete_reason(response)
         if not self.rich:
             if self._pieces and not self._pieces[-1].endswith("\n"):
                 sys.stdout.write("\n")
             sys.stdout.flush()
+            if reason:
+                print(f"[incomplete: {reason}]", file=sys.stderr)
+            for note in notes:
+                print(f"lollms: {note}", file=sys.stderr)
             return
-        self._show(bundle(self.text, self.fmt), {"lollms_magics": metadata})
+        data = bundle(self.text, self.fmt)
+        extra: list[str] = []
+        if reason:
+            extra.append(f"**⚠ incomplete** — {_escape(reason)}")
+        if self.show_footer:
+            extra.append(f"<sub>{_escape(' · '.join([footer(response), *notes]))}</sub>")
+        elif notes:
+            extra.append(f"<sub>{_escape(' · '.join(notes))}</sub>")
+        if "text/markdown" in data:
+            head = _details("Reasoning", response.reasoning) if response.reasoning else ""
+            data["text/markdown"] = head + data["text/markdown"] + "".join(f"\n\n{e}" for e in extra)
+        elif reason:
+            data["text/plain"] = f"{data['text/plain']}\n\n[incomplete: {reason}]"
+        self._show(data, {"lollms_magics": metadata})
 
     def _show(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
         from IPython.display import display
@@ -157,3 +219,12 @@ class LiveAnswer:
             )
         else:
             self._handle.update(data, raw=True, metadata=metadata)
+
+
+def _details(summary: str, body: str) -> str:
+    return f"<details><summary>{summary}</summary>\n\n{html.escape(body)}\n\n</details>\n\n"
+
+
+def _escape(text: str) -> str:
+    # Markdown that renders the text as written (a footer is not markup).
+    return html.escape(text).replace("*", "\\*").replace("_", "\\_")

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 
-from ._display import FORMATS
+from .display import FORMATS
 
 __all__ = ["FLAGS", "PROMPT_PARSER", "Parser", "parse_prompt", "split_options"]
 
@@ -35,7 +35,7 @@ class Parser(argparse.ArgumentParser):
 def _prompt_parser() -> Parser:
     p = Parser("%lollms")
     add = p.add_argument
-    add("-b", "--binding", help="binding to use (see %%lollms bindings)")
+    add("-b", "--binding", help="binding to use, BINDING or BINDING:MODEL (see %%lollms bindings)")
     add("-m", "--model", help="model name")
     add("--host", help="server URL")
     add("-n", "--n-predict", type=int, metavar="N", help="maximum tokens to generate")
@@ -43,6 +43,11 @@ def _prompt_parser() -> Parser:
     add("--top-k", type=int, metavar="K", help="sample from the K likeliest tokens")
     add("--top-p", type=float, metavar="P", help="nucleus sampling mass")
     add("--seed", type=int, help="random seed")
+    add("--repeat-penalty", type=float, metavar="R", help="penalty for repeated tokens")
+    add("--ctx-size", type=int, metavar="N",
+        help="context window in tokens (Ollama's num_ctx; reloads the embedded model)")
+    add("--stop", action="append", metavar="TEXT", help="a string that ends the answer (repeatable)")
+    add("--timeout", type=float, metavar="S", help="seconds the server may stay silent")
     add("-s", "--system", help="system prompt")
     add("-i", "--image", action="append", metavar="IMG",
         help="image path, or a variable holding a path, bytes or a PIL image (repeatable)")

@@ -1,0 +1,427 @@
+"""The base of the HTTP bindings: what every one of them would otherwise repeat.
+
+An HTTP binding describes its request (:meth:`HTTPBinding._call`) and reads
+one event of its stream (:meth:`HTTPBinding._on_event`); this class opens
+the request with retries, maps HTTP failures to typed errors, splits the
+body by the protocol's framing, closes the response in every case, checks
+that the stream really ended, and lets :meth:`Response.cancel` cut a read
+that is blocked on a silent server.
+
+The read loop is one generator per answer, and each event costs one
+function call into the binding: the streaming benchmark keeps this within a
+few percent of a plain httpx reader (``benchmarks/README.md``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import httpx
+
+from ..errors import (
+    BindingError,
+    BindingTimeout,
+    ProtocolError,
+    ServerUnreachableError,
+    StreamBrokenError,
+    UnknownModelError,
+)
+from ..response import Response
+from ..schema import GenerationRequest, ModelInfo
+from ..transport import retry, statuses
+from ..transport.client import make_client
+from ..transport.framing import SSEErrorField, ndjson_lines, sse_data
+from .base import Binding
+
+__all__ = ["HTTPBinding", "ReportedError", "normalize_host"]
+
+
+class ReportedError(Exception):
+    """Raised by a binding's ``_on_event`` for an error the server reported inside the stream.
+
+    The stream loop turns it into a :class:`StreamBrokenError` naming the server.
+    """
+
+
+def normalize_host(host: str, default_port: int | None = None) -> str:
+    """Give ``host`` a scheme (and ``default_port`` when it has none); drop a trailing slash."""
+    host = host.strip().rstrip("/")
+    if "://" not in host:
+        host = "http://" + host
+    if default_port is not None:
+        url = httpx.URL(host)
+        if url.port is None and url.scheme == "http":
+            host = str(url.copy_with(port=default_port)).rstrip("/")
+    return host
+
+
+def _reason(exc: BaseException) -> str:
+    return statuses.one_line(str(exc) or type(exc).__name__, 160)
+
+
+class HTTPBinding(Binding):
+    """A binding that talks to one server over HTTP, with one long-lived client.
+
+    Parameters
+    ----------
+    host, model, api_key:
+        As for :class:`~lollms_magics.bindings.base.Binding`; the key is sent
+        as a Bearer header.
+    connect_timeout, read_timeout:
+        Seconds to wait for a connection, and for each piece of the answer
+        (a stream that stays silent longer is reported as broken).
+    max_retries:
+        How many times a refused connection, 408, 409, 429 or 5xx is retried
+        before the body starts.
+    transport:
+        An ``httpx`` transport, for tests (``httpx.MockTransport``).
+    verify:
+        Check the server's TLS certificate.
+    """
+
+    # How the stream's body is cut into events: "sse", "ndjson" or "text" (raw pieces).
+    framing: ClassVar[str] = "sse"
+    # An event that ends the stream (OpenAI's "[DONE]"); None when the protocol has none.
+    end_marker: ClassVar[bytes | None] = None
+    # What a whole answer is, for the message when a body is something else.
+    answer_kind: ClassVar[str] = "an answer this binding can read"
+
+    def __init__(
+        self,
+        host: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 120.0,
+        max_retries: int = 2,
+        transport: httpx.BaseTransport | None = None,
+        verify: bool = True,
+    ) -> None:
+        super().__init__(host, model, api_key)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_retries = max_retries
+        self._transport = transport
+        self._verify = verify
+        self._client: httpx.Client | None = None
+        self._listing_models = False
+        self._sleep = time.sleep  # replaced in tests to keep retries fast
+
+    # -- the client ----------------------------------------------------------
+
+    @property
+    def client(self) -> httpx.Client:
+        """The binding's long-lived ``httpx.Client`` (one connection pool per server)."""
+        if self._client is None:
+            self._client = make_client(
+                self.host,
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+                transport=self._transport,
+                verify=self._verify,
+            )
+        return self._client
+
+    def close(self) -> None:
+        """Close the HTTP client (a later call opens a new one)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _normalize_host(self, host: str) -> str:
+        return normalize_host(host)
+
+    def _url(self, path: str) -> str:
+        return self.host + path
+
+    def _headers(self) -> dict[str, str]:
+        if self._api_key:
+            return {"Authorization": f"Bearer {self._api_key}"}
+        return {}
+
+    # -- what a binding describes ----------------------------------------------
+
+    def _call(self, request: GenerationRequest, response: Response) -> tuple[str, str, Any]:
+        """The method, path and JSON body of the generation request."""
+        raise NotImplementedError
+
+    def _on_event(self, event: Any, response: Response) -> str | None:
+        """Read one decoded event of the stream: its text, if any; fill ``response`` from it.
+
+        Raise :meth:`_broken` for an error the server reports in the stream.
+        """
+        raise NotImplementedError
+
+    def _on_body(self, data: Any, response: Response) -> str:
+        """Read a whole (non-streamed) JSON answer: its text."""
+        raise NotImplementedError
+
+    def _stream_complete(self, response: Response) -> bool:
+        """After the body ended without the end marker: whether the answer was whole anyway."""
+        return False
+
+    def _opened(self, http: httpx.Response, request: GenerationRequest) -> None:
+        """Called with the open response before its body is read (to spot errors in a 200)."""
+
+    def _send(self, request: GenerationRequest, response: Response) -> httpx.Response:
+        """Describe the request (:meth:`_call`) and open it."""
+        method, path, body = self._call(request, response)
+        return self._open(method, path, body)
+
+    def _framing(self) -> str:
+        """The framing of the answer about to be read (a binding may speak several protocols)."""
+        return self.framing
+
+    # -- the stream loop -------------------------------------------------------
+
+    def _generate(self, request: GenerationRequest, response: Response) -> Iterator[str]:
+        http = self._send(request, response)
+        response.on_abort(lambda: _shutdown(http))
+        framing = self._framing()
+        try:
+            self._opened(http, request)
+            with self._reading(http, answer=response):
+                if framing == "text":  # raw pieces, streamed or whole
+                    for piece in http.iter_text():
+                        if piece:
+                            yield piece
+                    return
+                if not request.stream:
+                    http.read()
+                    try:
+                        text = self._on_body(self._decode(http), response)
+                    except ReportedError as exc:
+                        raise self._broken(f"the server reported an error: {exc}", http) from None
+                    except (AttributeError, TypeError, KeyError, IndexError):
+                        raise self._broken(f"the answer is not {self.answer_kind}", http) from None
+                    if text:
+                        yield text
+                    return
+                frames = sse_data if framing == "sse" else ndjson_lines
+                end = self.end_marker
+                loads = json.loads
+                on_event = self._on_event
+                try:
+                    for payload in frames(http.iter_bytes()):
+                        if payload == end:
+                            return
+                        try:
+                            event = loads(payload)
+                        except ValueError:
+                            raise self._broken("the server sent an event that is not JSON", http) from None
+                        part = on_event(event, response)
+                        if part:
+                            yield part
+                except SSEErrorField as exc:  # llama.cpp's mid-stream error line
+                    raise self._broken(
+                        f"the server reported an error: {_event_error(exc.payload)}", http
+                    ) from None
+                except ReportedError as exc:
+                    raise self._broken(f"the server reported an error: {exc}", http) from None
+                except (AttributeError, TypeError, KeyError, IndexError):  # JSON, but not an event
+                    raise self._broken("the server sent an event this binding cannot read", http) from None
+        finally:
+            http.close()
+        if not self._stream_complete(response):
+            raise self._broken("the stream ended before the answer was complete", http)
+
+    def _decode(self, http: httpx.Response) -> Any:
+        try:
+            return http.json()
+        except ValueError:
+            raise self._broken("the answer is not JSON", http) from None
+
+    # -- requests ----------------------------------------------------------------
+
+    def _open(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        """Send a request and return the open response once its status is a success.
+
+        Refused connections and 408/409/429/5xx are retried with backoff
+        (honouring ``Retry-After`` up to a cap) before any body is read.
+        The caller closes the response.
+        """
+        url = self._url(path)
+        attempt = 0
+        while True:
+            request = self.client.build_request(method, url, json=body, headers=self._headers())
+            try:
+                response = self.client.send(request, stream=True)
+            except httpx.ConnectError as exc:
+                if attempt < self.max_retries:
+                    self._sleep(retry.backoff_delay(attempt))
+                    attempt += 1
+                    continue
+                raise self._unreachable(exc, url) from None
+            except httpx.TimeoutException:
+                raise BindingTimeout(
+                    f"{self.name} at {self.host} did not answer within the timeout; "
+                    "raise it (--timeout, or read_timeout=) or check the server",
+                    binding=self.name,
+                    url=url,
+                ) from None
+            except httpx.HTTPError as exc:
+                raise self._unreachable(exc, url) from None
+            if response.status_code < 400:
+                return response
+            try:
+                body_bytes = response.read()
+            except httpx.HTTPError:
+                body_bytes = b""
+            finally:
+                response.close()
+            error = self._status_error(response, body_bytes, url)
+            _, code = statuses.error_details(body_bytes)
+            if attempt < self.max_retries and retry.should_retry(
+                response.status_code, response.headers, code
+            ):
+                wait = retry.parse_retry_after(response.headers)
+                if wait is not None and wait > retry.RETRY_AFTER_CAP:
+                    raise error  # the server wants far longer than we should block a cell
+                self._sleep(wait if wait else retry.backoff_delay(attempt))
+                attempt += 1
+                continue
+            raise error
+
+    def _unreachable(self, exc: httpx.HTTPError, url: str) -> ServerUnreachableError:
+        return ServerUnreachableError(
+            f"cannot reach {self.name} at {self.host} ({_reason(exc)}); {self.start_hint}",
+            binding=self.name,
+            url=url,
+        )
+
+    def _status_error(self, response: httpx.Response, body: bytes, url: str) -> BindingError:
+        if self._api_key:
+            # Some servers and proxies quote the key they refused; never show it.
+            body = body.replace(self._api_key.encode("utf-8"), b"<your key>")
+        error = statuses.status_error(
+            response.status_code,
+            body,
+            response.headers,
+            binding=self.name,
+            url=url,
+            key_hint=self._key_hint(),
+        )
+        if isinstance(error, UnknownModelError) and not self._listing_models:
+            self._add_available_models(error)
+        return error
+
+    def _add_available_models(self, error: UnknownModelError) -> None:
+        # The flag stops a 404 from the model listing itself from listing again.
+        self._listing_models = True
+        try:
+            error.available = [m.name for m in self._list_models()]
+        except BindingError:
+            return
+        finally:
+            self._listing_models = False
+        if error.available:
+            shown = ", ".join(error.available[:12])
+            more = ", ..." if len(error.available) > 12 else ""
+            error.message = f"{error.message}; available: {shown}{more}"
+        else:
+            error.message = f"{error.message}; the server has no models"
+        error.args = (error.message,)
+
+    def _request_json(self, method: str, path: str, body: Any = None) -> Any:
+        """Send a request and return its JSON body (errors typed as for generation)."""
+        response = self._open(method, path, body)
+        try:
+            with self._reading(response, ""):
+                response.read()
+        finally:
+            response.close()
+        try:
+            return response.json()
+        except ValueError:
+            raise ProtocolError(
+                f"{self.name} at {self.host} sent something that is not JSON for {path}; "
+                "is this the right kind of server?",
+                binding=self.name,
+                url=str(response.url),
+            ) from None
+
+    def _get_json(self, path: str) -> Any:
+        """GET ``path`` and return its JSON body."""
+        return self._request_json("GET", path)
+
+    def _default_model(self) -> str | None:
+        """The model to use when none was given: the server's first."""
+        if self.model is None:
+            models: list[ModelInfo] = self._list_models()
+            if not models:
+                raise UnknownModelError(
+                    f"{self.name} at {self.host} has no models; install one on the server, "
+                    "or name one with model=",
+                    binding=self.name,
+                    url=self.host,
+                )
+            self.model = models[0].name
+        return self.model
+
+    @contextlib.contextmanager
+    def _reading(
+        self, response: httpx.Response, what: str = "the answer", answer: Response | None = None
+    ) -> Iterator[None]:
+        """Turn transport failures while reading a body into StreamBrokenError.
+
+        With ``answer``, silence before its first piece of text is a
+        :class:`BindingTimeout` (the server never started answering), not a
+        broken stream.
+        """
+        try:
+            yield
+        except httpx.TimeoutException:
+            if answer is not None and answer._first is None:
+                raise BindingTimeout(
+                    f"{self.name} at {self.host} sent no text within {self.read_timeout:g} s; "
+                    "the model may still be loading: raise the timeout (--timeout, or "
+                    "read_timeout=) or check the server",
+                    binding=self.name,
+                    url=str(response.url),
+                ) from None
+            raise StreamBrokenError(
+                f"{self.name} at {self.host} went silent for {self.read_timeout:g} s "
+                f"in the middle of {what or 'its answer'}; the server may be stuck",
+                binding=self.name,
+                url=str(response.url),
+            ) from None
+        except httpx.HTTPError as exc:
+            raise StreamBrokenError(
+                f"{self.name} at {self.host} closed the connection before finishing "
+                f"{what or 'its answer'} ({_reason(exc)})",
+                binding=self.name,
+                url=str(response.url),
+            ) from None
+
+    def _broken(self, message: str, response: httpx.Response) -> StreamBrokenError:
+        return StreamBrokenError(
+            f"{self.name} at {self.host}: {message}", binding=self.name, url=str(response.url)
+        )
+
+
+def _shutdown(http: httpx.Response) -> None:
+    """Cut the connection under ``http`` so that a read blocked in another thread returns now."""
+    stream = http.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _event_error(payload: Any) -> str:
+    """The message of an in-stream error, given as JSON text or an event dict."""
+    if isinstance(payload, (bytes, str)):
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+            return text.strip() or "unknown error"
+    error = payload.get("error", payload) if isinstance(payload, dict) else payload
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    return str(error)

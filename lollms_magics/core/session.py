@@ -1,0 +1,457 @@
+"""The Session: the state a user builds up, without IPython.
+
+A :class:`Session` holds the chosen backend (or the automatic choice), the
+conversation, the keys typed in, and the default options. The magics, the
+panels and :class:`~lollms_magics.LollmsClient` are all spellings of it::
+
+    from lollms_magics import Session
+
+    s = Session("ollama", model="llama3.2", temperature=0.2)
+    answer = s.ask("Name three moons of Jupiter.")
+    for piece in answer:
+        print(piece, end="")
+    s.ask("And of Saturn?").text   # the conversation goes on
+
+The kernel has one default session, :func:`default_session`, which the
+magics use; any number of others can be made.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    InvalidOptionError,
+    LollmsMagicsError,
+    PromptError,
+    ServerUnreachableError,
+)
+from ..images import ImageInput, encode_image
+from ..options import validate_options
+from .history import Conversation, Exchange, estimate_tokens
+from .interpolate import DEFAULT_LIMIT, fill
+from .keys import KeyStore
+
+if TYPE_CHECKING:
+    from ..bindings.base import Binding
+    from ..response import Response
+    from ..schema import ModelInfo
+
+__all__ = ["Session", "Status", "Target", "default_session"]
+
+ENV_BINDING, ENV_MODEL, ENV_HOST = "LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which binding, model and host a prompt goes to, and why."""
+
+    name: str
+    model: str | None
+    host: str | None
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.model}" if self.model else self.name
+
+
+@dataclass(frozen=True)
+class Status:
+    """What :meth:`Session.status` found, as label/value rows."""
+
+    rows: list[tuple[str, str]]
+
+    def __str__(self) -> str:
+        return "\n".join(f"{label:<8} {value}" for label, value in self.rows)
+
+
+class Session:
+    """A conversation with a backend, its keys and its default options.
+
+    Parameters
+    ----------
+    binding, model, host:
+        The default backend; ``None`` or ``"auto"`` chooses one automatically
+        on first need (see :mod:`lollms_magics.core.auto`).
+    api_key:
+        A key for ``binding``, kept in memory only.
+    context_size:
+        Tokens the conversation and the prompt may fill, at most (a backend
+        with a smaller known window trims more).
+    max_history:
+        Exchanges kept in the conversation.
+    options:
+        Default generation options (``temperature=0.2``...), validated now.
+    """
+
+    def __init__(
+        self,
+        binding: str | None = None,
+        model: str | None = None,
+        host: str | None = None,
+        *,
+        api_key: str | None = None,
+        context_size: int = 4096,
+        max_history: int = 50,
+        auto_timeout: float = 0.5,
+        fill_limit: int = DEFAULT_LIMIT,
+        **options: Any,
+    ) -> None:
+        self.conversation = Conversation()
+        self.keys = KeyStore(_declared_key_variables)
+        self.context_size = context_size
+        self.max_history = max_history
+        self.auto_timeout = auto_timeout
+        self.fill_limit = fill_limit
+        self.options: dict[str, Any] = validate_options(options)
+        self.binding_config: dict[str, Any] = {}  # extra settings for new bindings (timeouts...)
+        self._chosen: Target | None = None
+        self._auto: Target | None = None
+        self.last: Target | None = None  # the backend the last prompt went to
+        self._bindings: dict[tuple[Any, ...], Binding] = {}
+        if binding and binding.lower() != "auto":
+            self.use(binding, model, host, api_key=api_key)
+        elif api_key:
+            raise InvalidOptionError("api_key needs a binding to belong to")
+
+    # -- choosing the backend ------------------------------------------------
+
+    def use(
+        self,
+        binding: str = "auto",
+        model: str | None = None,
+        host: str | None = None,
+        *,
+        api_key: str | None = None,
+    ) -> Target | None:
+        """Make ``binding`` (and ``model``, ``host``) the default; ``"auto"`` returns to the automatic choice.
+
+        ``binding`` may carry its model: ``"ollama:llama3.2:1b"``.
+        """
+        from ..bindings import binding_class
+
+        if binding.lower() == "auto":
+            self._chosen = None
+            self._auto = None  # probe again
+            return None
+        name, _, inline_model = binding.partition(":")
+        binding_class(name)  # UnknownBindingError at once for a typo
+        if api_key:
+            self.keys.set(name, api_key)
+            self.forget_bindings(name)
+        self._chosen = Target(name, model or inline_model or None, host, "set with use")
+        return self._chosen
+
+    def configured(self) -> Target | None:
+        """The default chosen with :meth:`use` or the environment, if any."""
+        if self._chosen is not None:
+            return self._chosen
+        name = os.environ.get(ENV_BINDING, "").strip()
+        if not name or name.lower() == "auto":
+            return None
+        return Target(
+            name,
+            os.environ.get(ENV_MODEL) or None,
+            os.environ.get(ENV_HOST) or None,
+            f"set by the environment variable {ENV_BINDING}",
+        )
+
+    def default_target(self) -> Target:
+        """The session's default backend; makes the automatic choice on first need."""
+        target = self.configured()
+        if target is not None:
+            return target
+        if self._auto is None:
+            from .auto import choose_binding
+
+            choice = choose_binding(timeout=self.auto_timeout)
+            self._auto = Target(
+                choice.name, choice.model, choice.host, f"chosen automatically: {choice.reason}"
+            )
+        return self._auto
+
+    def target(self, binding: str | None = None, model: str | None = None, host: str | None = None) -> Target:
+        """Where a prompt goes: the given ``binding``/``model``/``host`` over the session's default."""
+        if binding:
+            name, _, inline_model = binding.partition(":")
+            base = self.configured()
+            if base is None or base.name != name:  # a default's model fits only its binding
+                base = Target(name, inline_model or None, None, "chosen for this prompt")
+            elif inline_model:
+                base = Target(name, inline_model, base.host, base.reason)
+        else:
+            base = self.default_target()
+        return Target(base.name, model or base.model, host or base.host, base.reason)
+
+    def binding(self, target: Target | None = None) -> Binding:
+        """The binding for ``target`` (default: the session's), made once per (name, host, model, key)."""
+        from ..bindings import binding_class
+
+        target = target or self.default_target()
+        cls = binding_class(target.name)
+        key = self.keys.get(target.name)
+        env_key = os.environ.get(cls.key_env) if cls.key_env else None
+        config = tuple(sorted(self.binding_config.items()))
+        cache_key = (target.name, target.host, target.model, key or env_key, config)
+        binding = self._bindings.get(cache_key)
+        if binding is None:
+            binding = cls(host=target.host, model=target.model, api_key=key, **self._config_for(cls))
+            self._bindings[cache_key] = binding
+        return binding
+
+    def _config_for(self, cls: type[Binding]) -> dict[str, Any]:
+        from ..bindings.http import HTTPBinding
+
+        if issubclass(cls, HTTPBinding):
+            return dict(self.binding_config)
+        return {}
+
+    def set_key(self, binding: str, key: str | None) -> None:
+        """Keep ``key`` for ``binding`` in memory (never saved); None forgets it."""
+        self.keys.set(binding, key)
+        self.forget_bindings(binding)
+
+    def forget_bindings(self, name: str) -> None:
+        """Close and drop the bindings called ``name`` (after a key change)."""
+        for cache_key in [k for k in self._bindings if k[0] == name]:
+            self._bindings.pop(cache_key).close()
+
+    def close(self) -> None:
+        """Close every binding the session made (their HTTP connections)."""
+        for binding in self._bindings.values():
+            binding.close()
+        self._bindings.clear()
+
+    # -- asking -------------------------------------------------------------------
+
+    def ask(
+        self,
+        prompt: str,
+        *,
+        binding: str | None = None,
+        model: str | None = None,
+        host: str | None = None,
+        system: str | None = None,
+        images: Sequence[ImageInput] | None = None,
+        stream: bool = True,
+        namespace: Mapping[str, Any] | None = None,
+        key: str | None = None,
+        history: bool = True,
+        new: bool = False,
+        **options: Any,
+    ) -> Response:
+        """Send ``prompt`` after the conversation so far; returns the streaming :class:`Response`.
+
+        ``namespace`` fills ``{name}`` references from those variables (see
+        :mod:`lollms_magics.core.interpolate`). ``key`` identifies the caller
+        (a notebook cell): asking again with the same key replaces that
+        exchange. ``history=False`` sends the prompt alone; ``new=True``
+        starts a new conversation. ``options`` override the session's
+        defaults for this prompt. The exchange joins the conversation once
+        the answer is complete.
+        """
+        checked = {**self.options, **validate_options(options)}
+        notes: list[str] = []
+        if namespace is not None:
+            filled = fill(prompt, namespace, limit=self.fill_limit)
+            prompt, notes = filled.text, list(filled.notes)
+            if system:
+                filled_system = fill(system, namespace, limit=self.fill_limit)
+                system, notes = filled_system.text, notes + filled_system.notes
+        for text in (prompt, system or ""):
+            if self.keys.holds_secret(text):
+                raise PromptError(
+                    "this prompt holds an API key, which would be sent and saved with the "
+                    "notebook; remove it (keys go in environment variables or %lollms key)"
+                )
+        encoded = [encode_image(image) for image in images or ()]
+        target = self.target(binding, model, host)
+        chosen = self.binding(target)
+        if new:
+            self.conversation.clear()
+        key = key or f"text:{prompt}"
+        messages, notes = self._messages(chosen, target, key, prompt, system, checked, history, notes)
+        if encoded:
+            messages[-1]["images"] = encoded
+        try:
+            response = chosen.generate(messages, system=system, stream=stream, **checked)
+        except ServerUnreachableError:
+            self._forget_auto(target)
+            raise
+        response.notes.extend(notes)
+        self.last = target
+        if history:
+            response.on_finish(lambda r: self._record(r, key, prompt, encoded, target))
+        response.on_finish(lambda r: self._after(r, target))
+        return response
+
+    def _messages(
+        self,
+        chosen: Binding,
+        target: Target,
+        key: str,
+        prompt: str,
+        system: str | None,
+        options: dict[str, Any],
+        history: bool,
+        notes: list[str],
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """The messages to send, trimmed to the window, and the notes on what was cut."""
+        if not history:
+            return [{"role": "user", "content": prompt}], notes
+        window = min(self.context_size, options.get("ctx_size") or chosen.context_size or self.context_size)
+        n_predict = options.get("n_predict")
+        if n_predict is not None and n_predict >= window:
+            notes.append(
+                f"-n {n_predict} cannot fit in the {window}-token context window; "
+                "the answer may stop early (raise --ctx-size or lower -n)"
+            )
+        reserve = min(n_predict or window // 4, window // 2)
+        count = _counter(chosen)
+        fitted = self.conversation.fit(
+            key, prompt, window=window, reserve=reserve, system=system, count=count
+        )
+        if fitted.dropped:
+            notes.append(
+                f"history cut: {fitted.dropped} earlier exchange(s) left out to fit "
+                f"the {window}-token window"
+            )
+        previous = self.conversation.context(key)
+        if fitted.kept and previous and previous[-1].backend != target.label:
+            notes.append(
+                f"continuing the conversation held with {previous[-1].backend} "
+                "(--new starts a new one)"
+            )
+        return fitted.messages, notes
+
+    def _record(
+        self, response: Response, key: str, prompt: str, images: list[Any], target: Target
+    ) -> None:
+        if response.done:
+            exchange = Exchange(key, prompt, response.text, images, target.label)
+            self.conversation.record(exchange, keep=self.max_history)
+
+    def _after(self, response: Response, target: Target) -> None:
+        if isinstance(response.error, ServerUnreachableError):
+            self._forget_auto(target)
+
+    def _forget_auto(self, target: Target) -> None:
+        # The automatically chosen server went away: choose again next time.
+        if self._auto is not None and target.name == self._auto.name:
+            self._auto = None
+
+    # -- looking around -------------------------------------------------------------
+
+    def models(self, binding: str | None = None, host: str | None = None) -> list[ModelInfo]:
+        """The models of ``binding`` (default: the session's backend) at ``host``."""
+        return self.binding(self.target(binding, None, host)).list_models()
+
+    def history(self) -> list[Exchange]:
+        """The exchanges of the conversation, oldest first."""
+        return list(self.conversation.exchanges)
+
+    def reset(self) -> None:
+        """Start a new conversation."""
+        self.conversation.clear()
+
+    def status(self, check: bool = True) -> Status:
+        """The backend used last (else the default), why, whether it answers, the key, the history."""
+        from ..bindings import get_binding
+
+        try:
+            target = self.last or self.default_target()
+        except LollmsMagicsError as exc:
+            none = ("binding", f"none: {self.keys.redact(str(exc))}")
+            return Status([none, *self._history_rows(None)])
+        binding = self.binding(target)
+        rows = [
+            ("binding", f"{target.name} ({target.reason})"),
+            ("model", binding.model or "the server's first"),
+        ]
+        if check:
+            from ..bindings.http import HTTPBinding
+
+            # A probe of its own, quick to give up, on the host the binding really uses.
+            quick = {"connect_timeout": 2.0, "read_timeout": 5.0, "max_retries": 0}
+            probe = get_binding(
+                target.name, _host_of(binding), binding.model, self.keys.get(target.name),
+                **(quick if isinstance(binding, HTTPBinding) else {}),
+            )
+            try:
+                models = probe.list_models()
+                rows.append(("server", f"answers, {len(models)} model(s)"))
+            except LollmsMagicsError as exc:
+                rows.append(("server", f"does not answer: {self.keys.redact(str(exc))}"))
+            finally:
+                probe.close()
+        rows.append(("host", _safe_host(_host_of(binding))))
+        if target.name in self.keys:
+            rows.append(("key", "typed in this session (kept in memory)"))
+        elif binding.key_env:
+            state = "set" if os.environ.get(binding.key_env) else "not set"
+            rows.append(("key", f"{binding.key_env} is {state}"))
+        return Status(rows + self._history_rows(binding))
+
+    def _history_rows(self, binding: Binding | None) -> list[tuple[str, str]]:
+        window = min(self.context_size, (binding.context_size if binding else None) or self.context_size)
+        tokens = self.conversation.tokens(_counter(binding) if binding else estimate_tokens)
+        backends = sorted({e.backend for e in self.conversation.exchanges})
+        held = f" with {', '.join(backends)}" if backends else ""
+        return [(
+            "history",
+            f"{len(self.conversation)} exchange(s){held}, ~{tokens} of {window} tokens",
+        )]
+
+
+def _counter(binding: Binding | None) -> Any:
+    """The cheapest faithful token counter for ``binding``: its own local tokenizer, else the estimate."""
+    if binding is not None and binding.local_tokenizer:
+        def count(text: str) -> int:
+            tokens = binding.tokenize(text)
+            return len(tokens) if tokens is not None else estimate_tokens(text)
+
+        return count
+    return estimate_tokens
+
+
+def _host_of(binding: Binding) -> str:
+    return binding.host
+
+
+def _safe_host(host: str) -> str:
+    """``host`` without any ``user:password@`` part, and with key-like query values masked."""
+    import re
+
+    from .keys import redact_urls
+
+    return redact_urls(re.sub(r"//[^/@]*@", "//***@", host))
+
+
+def _declared_key_variables() -> list[str]:
+    """Every registered binding's key variable (read when a key is first looked for)."""
+    from ..bindings import binding_class, binding_names
+
+    names = []
+    for name in binding_names():
+        try:
+            key_env = binding_class(name).key_env
+        except LollmsMagicsError:
+            continue
+        if key_env:
+            names.append(key_env)
+    return names
+
+
+_default: Session | None = None
+
+
+def default_session() -> Session:
+    """The kernel's one default session, made on first use (the magics use it)."""
+    global _default
+    if _default is None:
+        _default = Session()
+    return _default

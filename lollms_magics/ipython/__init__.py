@@ -1,0 +1,1 @@
+"""The IPython layer: the magics, their command line and the display of answers."""

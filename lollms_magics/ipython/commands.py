@@ -1,0 +1,202 @@
+"""The ``%lollms COMMAND`` subcommands, one handler each in a table.
+
+A line whose first word (after any options) names a command runs that
+command, unless the words after it do not fit the command and none looks
+like an option: then the line is a prompt (``%lollms help me name this
+function`` asks the model). Options may come before or after the command:
+``%lollms -b ollama --host URL models`` and ``%lollms models -b ollama``.
+
+Other modules add their commands to :data:`COMMANDS` with a parser of their
+own (``%lollms image``, ``%lollms summarize``...).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+
+from ..bindings import binding_class, binding_names
+from ..core.session import _safe_host
+from ..errors import UnknownBindingError
+from .args import PROMPT_PARSER, Parser, split_options
+
+if TYPE_CHECKING:
+    from .magics import LollmsMagics
+
+__all__ = ["COMMANDS", "Command", "run"]
+
+Handler = Callable[["LollmsMagics", Any, "str | None"], None]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its handler, how many words it takes, its options and help.
+
+    With ``parser``, the command parses its own options (and ``words`` is not
+    checked); ``cell`` says whether ``%%lollms COMMAND`` takes the cell body.
+    """
+
+    handler: Handler
+    words: tuple[int, int]
+    usage: str
+    help: str
+    options: tuple[str, ...] = ()
+    parser: Parser | None = None
+    cell: bool = False
+
+
+def _parser() -> Parser:
+    p = Parser("%lollms")
+    p.add_argument("words", nargs="*")
+    p.add_argument("-b", "--binding")
+    p.add_argument("-m", "--model")
+    p.add_argument("--host")
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
+_PARSER = _parser()
+
+
+def run(magics: LollmsMagics, line: str, cell: str | None = None) -> bool:
+    """Run ``line`` if it is a command; False when it is a prompt."""
+    try:
+        argv, rest = split_options(line)
+    except UsageError:
+        return False
+    name, _, tail = rest.strip().partition(" ")
+    if not name and not argv and cell is None:
+        name = "help"
+    command = COMMANDS.get(name)
+    if command is None:
+        return False
+    try:
+        words = shlex.split(tail)
+    except ValueError:
+        return False  # an apostrophe in a prose prompt
+    if cell is not None and not command.cell:
+        raise UsageError(f"%%lollms {name} takes no cell body; use %lollms {name}")
+    if command.parser is not None:
+        command.handler(magics, command.parser.parse_args(argv + words), cell)
+        return True
+    has_option = bool(argv) or any(word.startswith("-") for word in words)
+    positional = [word for word in words if not word.startswith("-")]
+    low, high = command.words
+    if len(positional) > high and not has_option:
+        return False
+    args = _PARSER.parse_args(argv + words)
+    given = [opt for opt in ("binding", "model", "host") if getattr(args, opt) is not None]
+    if not low <= len(args.words) <= high or set(given) - set(command.options):
+        raise UsageError(f"usage: {command.usage}")
+    command.handler(magics, args, cell)
+    return True
+
+
+def _bindings(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+    current = magics.session.last or magics.session.configured()
+    for name in binding_names():
+        mark = "*" if current is not None and current.name == name else " "
+        print(f"{mark} {name}")
+
+
+def _models(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+    session = magics.session
+    target = session.target(args.binding, args.model, args.host)
+    binding = session.binding(target)
+    models = binding.list_models()
+    if not models:
+        print(f"{target.name} at {_safe_host(binding.host)} offers no models")
+    for model in models:
+        mark = "*" if model.name == binding.model else " "
+        print(f"{mark} {model.name}")
+
+
+def _use(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+    spec = args.words[0]
+    if spec.lower() == "auto":
+        magics.session.use("auto")
+        print("lollms: back to the automatic choice (made again at the next prompt)")
+        return
+    try:
+        target = magics.session.use(spec, args.model, args.host)
+    except UnknownBindingError as exc:
+        raise UsageError(f"%lollms use: {exc}") from None
+    assert target is not None
+    where = f" at {_safe_host(args.host)}" if args.host else ""
+    print(f"lollms: using {target.name}{' model ' + target.model if target.model else ''}{where}")
+
+
+def _status(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+    print(magics.session.status())
+
+
+def _history(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+    exchanges = magics.session.history()
+    if not exchanges:
+        print("lollms: the conversation is empty")
+    for number, exchange in enumerate(exchanges, 1):
+        images = f" [+{len(exchange.images)} image(s)]" if exchange.images else ""
+        print(f"[{number}] you: {_short(exchange.prompt)}{images}")
+        print(f"    {exchange.backend or 'model'}: {_short(exchange.answer)}")
+
+
+def _short(text: str, width: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _reset(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+    magics.session.reset()
+    print("lollms: conversation cleared")
+
+
+def _key(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+    name = args.words[0]
+    try:
+        binding_class(name)
+    except UnknownBindingError as exc:
+        raise UsageError(f"%lollms key: {exc}") from None
+    kept = magics.session.keys.ask(name)
+    magics.session.forget_bindings(name)
+    if kept:
+        print(f"lollms: key for {name} kept in this kernel's memory only (never saved)")
+    else:
+        print(f"lollms: no key for {name}")
+
+
+def _help(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+    print("%%lollms [options]   the cell is the prompt\n%lollms [options] PROMPT\n")
+    text = PROMPT_PARSER.format_help()
+    print(text[text.find("options:") :].rstrip())
+    print("\ncommands:")
+    for command in COMMANDS.values():
+        print(f"  {command.usage:<46} {command.help}")
+    print("\nsettings (%config LollmsMagics.NAME = VALUE):")
+    for name, trait in sorted(magics.traits(config=True).items()):
+        print(f"  {name:<18} {getattr(magics, name)!r:<12} {trait.help}")
+    print(
+        "\n{name}, {name.attr} and {name[0]} in a prompt are filled from your variables; "
+        "other braces stay as written, and {{name}} gives a literal {name}."
+    )
+
+
+COMMANDS: dict[str, Command] = {
+    "bindings": Command(_bindings, (0, 0), "%lollms bindings", "list the bindings"),
+    "models": Command(
+        _models, (0, 0), "%lollms models [-b BINDING] [--host URL]", "list a server's models",
+        ("binding", "model", "host"),
+    ),
+    "use": Command(
+        _use, (1, 1), "%lollms use BINDING[:MODEL]|auto [--host URL]", "set the kernel's default",
+        ("model", "host"),
+    ),
+    "status": Command(_status, (0, 0), "%lollms status", "what answers, and why it was chosen"),
+    "history": Command(_history, (0, 0), "%lollms history", "show the conversation"),
+    "reset": Command(_reset, (0, 0), "%lollms reset", "start a new conversation"),
+    "key": Command(_key, (1, 1), "%lollms key BINDING", "type a binding's API key (hidden)"),
+    "help": Command(_help, (0, 0), "%lollms help", "this help"),
+}

@@ -1,0 +1,247 @@
+"""The ``%lollms`` line magic and ``%%lollms`` cell magic: a thin adapter over the Session.
+
+A magic parses its line, hands the work to the kernel's default
+:class:`~lollms_magics.core.session.Session`, and shows what comes back.
+Mistakes in the line are ``UsageError`` (one line, no traceback). A backend
+failure fails the cell, so Run All, nbval and papermill stop, but shows one
+line with the action to take (the traceback only with ``--debug``); text
+received before it stays displayed, marked incomplete, and in ``-o VAR``.
+"""
+
+from __future__ import annotations
+
+import keyword
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default, observe
+
+from ..core.history import cell_key
+from ..core.interpolate import DEFAULT_LIMIT, lookup
+from ..core.session import ENV_BINDING, ENV_HOST, ENV_MODEL, Session, Target, default_session
+from ..errors import (
+    InvalidImageError,
+    InvalidOptionError,
+    LollmsMagicsError,
+    PromptError,
+    UnknownBindingError,
+)
+from . import commands
+from .args import parse_prompt
+from .display import FORMATS, LiveAnswer, first_code_block, has_rich_display
+from .failure import CellFailure
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from ..response import Response
+
+__all__ = ["LollmsMagics"]
+
+_USER_ERRORS = (InvalidOptionError, InvalidImageError, PromptError, UnknownBindingError)
+
+
+@magics_class
+class LollmsMagics(Magics):
+    """Stream answers from LoLLMs, Ollama, OpenAI-compatible servers and an embedded model into cells."""
+
+    default_binding = Unicode(
+        help=f"Binding used when a cell names none; empty or 'auto' chooses one ({ENV_BINDING})."
+    ).tag(config=True)
+    default_model = Unicode(help=f"Model of the default binding ({ENV_MODEL}).").tag(config=True)
+    default_host = Unicode(help=f"Server URL of the default binding ({ENV_HOST}).").tag(config=True)
+    default_format = CaselessStrEnum(FORMATS, "markdown", help="Format of answers.").tag(config=True)
+    context_size = Int(4096, help="Tokens the conversation and prompt may fill.").tag(config=True)
+    max_history = Int(50, help="Exchanges kept in the conversation.").tag(config=True)
+    update_interval = Float(0.08, help="Seconds between two updates of a streaming answer.").tag(
+        config=True
+    )
+    stream_to = CaselessStrEnum(
+        ("auto", "display", "stdout"), "auto",
+        help="Where answers stream: a notebook display, standard output, or chosen by the shell.",
+    ).tag(config=True)
+    auto_timeout = Float(0.5, help="Seconds each server may take to answer the automatic choice.").tag(
+        config=True
+    )
+    timeout = Float(120.0, help="Seconds a server may stay silent before the answer is given up.").tag(
+        config=True
+    )
+    footer = Bool(True, help="Show a quiet line of figures (model, tokens, speed, time) under answers.").tag(
+        config=True
+    )
+    fill_limit = Int(DEFAULT_LIMIT, help="Characters one {variable} may bring into a prompt.").tag(
+        config=True
+    )
+
+    @default("default_binding")
+    def _binding_from_env(self) -> str:
+        return os.environ.get(ENV_BINDING, "")
+
+    @default("default_model")
+    def _model_from_env(self) -> str:
+        return os.environ.get(ENV_MODEL, "")
+
+    @default("default_host")
+    def _host_from_env(self) -> str:
+        return os.environ.get(ENV_HOST, "")
+
+    def __init__(self, shell: Any = None, session: Session | None = None, **kwargs: Any) -> None:
+        super().__init__(shell, **kwargs)
+        self.session = session or default_session()
+        self._configured_use: tuple[str, str, str] | None = None
+        self._code_cells: set[str] = set()  # cells whose -f code already added a cell
+        self._sync()
+
+    @observe(
+        "default_binding", "default_model", "default_host", "context_size", "max_history",
+        "auto_timeout", "timeout", "fill_limit",
+    )
+    def _on_setting(self, change: Any) -> None:
+        self._sync()
+
+    def _sync(self) -> None:
+        """Carry the ``%config`` settings into the session."""
+        s = self.session
+        s.context_size, s.max_history = self.context_size, self.max_history
+        s.auto_timeout, s.fill_limit = self.auto_timeout, self.fill_limit
+        if self.timeout != 120.0:
+            s.binding_config["read_timeout"] = self.timeout
+        else:
+            s.binding_config.pop("read_timeout", None)
+        wanted = (self.default_binding.strip(), self.default_model, self.default_host)
+        if wanted != self._configured_use and wanted[0] and wanted[0].lower() != "auto":
+            from_env = os.environ.get(ENV_BINDING) == wanted[0]
+            s._chosen = Target(
+                wanted[0], wanted[1] or None, wanted[2] or None,
+                f"set by the environment variable {ENV_BINDING}" if from_env
+                else "set by the configuration LollmsMagics.default_binding",
+            )
+        self._configured_use = wanted
+
+    @property
+    def ip(self) -> InteractiveShell:
+        """The shell these magics are registered in."""
+        assert self.shell is not None, "LollmsMagics is used outside a shell"
+        return self.shell
+
+    @no_var_expand
+    @line_cell_magic
+    def lollms(self, line: str, cell: str | None = None) -> None:
+        """Ask a model; the answer streams into the cell.
+
+        ::
+
+            %%lollms [options]
+            A prompt, where {name}, {name.attr} and {name[0]} are filled from your variables.
+
+            %lollms [options] a one-line prompt
+            %lollms COMMAND   (bindings, models, use, status, history, reset, key, help)
+
+        Run ``%lollms help`` for the options, commands and settings.
+        """
+        debug = "--debug" in line.split()
+        try:
+            if commands.run(self, line, cell):
+                return
+            self.ask(line, cell)
+        except _USER_ERRORS as exc:
+            raise UsageError(f"%lollms: {self.session.keys.redact(str(exc))}") from None
+        except LollmsMagicsError as exc:
+            if debug:
+                raise
+            raise CellFailure(self.session.keys.redact(str(exc))) from None
+
+    # -- asking ------------------------------------------------------------
+
+    def ask(self, line: str, cell: str | None) -> None:
+        """Send the prompt of a ``%lollms`` line or ``%%lollms`` cell and show the answer."""
+        args, source = parse_prompt(line, cell)
+        source = source.strip()  # a cell's body ends with a newline the user did not type
+        if not source:
+            raise UsageError("%lollms: nothing to ask; write a prompt (see %lollms help)")
+        if args.out and not (args.out.isidentifier() and not keyword.iskeyword(args.out)):
+            raise UsageError(f"%lollms: -o needs a variable name, not {args.out!r}")
+        options = {
+            "n_predict": args.n_predict, "temperature": args.temperature, "top_k": args.top_k,
+            "top_p": args.top_p, "seed": args.seed, "repeat_penalty": args.repeat_penalty,
+            "ctx_size": args.ctx_size, "stop": args.stop,
+        }
+        if args.timeout is not None:
+            if args.timeout <= 0:
+                raise UsageError("%lollms: --timeout needs a positive number of seconds")
+            self.session.binding_config["read_timeout"] = args.timeout
+        images = [self._image(ref) for ref in args.image or ()]
+        key = cell_key(self.ip, source if cell is not None else line)
+        try:
+            response = self.session.ask(
+                source, binding=args.binding, model=args.model, host=args.host, system=args.system,
+                images=images, stream=not args.no_stream,
+                namespace=None if args.raw else self.ip.user_ns, key=key, new=args.new,
+                **{k: v for k, v in options.items() if v is not None},
+            )
+        finally:
+            if args.timeout is not None:
+                self._sync()  # the timeout was for this cell only
+        fmt = args.format or self.default_format
+        extra = {"format": fmt, "stream": not args.no_stream}
+        if images:
+            extra["images"] = len(images)
+        text = self._stream(response, args, extra)
+        if fmt == "code" and key not in self._code_cells and response.done:
+            self._code_cells.add(key)
+            self.ip.set_next_input(first_code_block(text))
+
+    def _stream(self, response: Response, args: Any, extra: dict[str, Any]) -> str:
+        """Show ``response`` as it streams, then finally; its text. Failures propagate after showing."""
+        live = LiveAnswer(
+            rich=self._rich(), live=not args.no_stream, interval=self.update_interval,
+            fmt=extra["format"], show_footer=self.footer,
+        )
+        try:
+            live.consume(response)
+        except KeyboardInterrupt:
+            response.close()
+            self._end(live, response, args.out, extra)
+            print(f"lollms: interrupted; {len(live.text)} characters kept", file=sys.stderr)
+            raise
+        except LollmsMagicsError:
+            self._end(live, response, args.out, extra)
+            raise
+        self._end(live, response, args.out, extra)
+        return live.text
+
+    def _end(self, live: LiveAnswer, response: Response, out: str | None, extra: dict[str, Any]) -> None:
+        """Show the final output (when any text came) and store the text in ``out``."""
+        if live.text or response.done:
+            keys = self.session.keys
+            metadata = keys.redact_data({**response.metadata(), **extra})
+            assert isinstance(metadata, dict)
+            notes = [keys.redact(note) for note in response.notes]
+            live.finish(response, metadata, notes)
+        elif response.notes and not live.rich:
+            for note in response.notes:
+                print(f"lollms: {note}", file=sys.stderr)
+        if out:
+            self.ip.user_ns[out] = live.text
+
+    def _image(self, ref: str) -> Any:
+        """A ``-i`` value: a variable (path, bytes, PIL image) or else a file path."""
+        try:
+            return lookup(ref, self.ip.user_ns)
+        except LookupError:
+            pass
+        if os.path.isfile(os.path.expanduser(ref)):
+            return os.path.expanduser(ref)
+        raise UsageError(f"%lollms: -i {ref}: no variable or file of that name")
+
+    def _rich(self) -> bool:
+        if self.stream_to == "auto":
+            return has_rich_display(self.ip)
+        return bool(self.stream_to == "display")
+
+    def close(self) -> None:
+        """Close the connections of the session's bindings."""
+        self.session.close()

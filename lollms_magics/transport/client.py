@@ -1,0 +1,57 @@
+"""The one ``httpx.Client`` a binding keeps per server, and which hosts use proxies.
+
+A client costs tens of milliseconds to build (mostly its SSL context), so a
+binding makes one and keeps it. Remote servers honour the proxy and CA
+variables (``HTTPS_PROXY``, ``NO_PROXY``, ``SSL_CERT_FILE``...) as users
+expect; a server on this machine never goes through a proxy: ``localhost``,
+the loopback range and the unspecified addresses ``0.0.0.0`` and ``::``
+(which ``OLLAMA_HOST=0.0.0.0`` puts in a URL, and which connect to this
+machine). A test transport never reads the environment either.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["is_local_host", "make_client"]
+
+
+def is_local_host(url: str) -> bool:
+    """True when ``url`` names this machine (loopback, unspecified address, ``*.localhost``)."""
+    import httpx
+
+    host = httpx.URL(url).host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def make_client(
+    host: str,
+    *,
+    connect_timeout: float,
+    read_timeout: float,
+    transport: httpx.BaseTransport | None = None,
+    verify: bool = True,
+) -> httpx.Client:
+    """A client for the server at ``host``; ``read_timeout`` bounds the silence between two pieces."""
+    import httpx
+
+    from . import tape
+
+    timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=30.0)
+    trust_env = transport is None and not is_local_host(host)
+    return httpx.Client(
+        timeout=timeout,
+        transport=tape.wrap(transport, verify=verify, trust_env=trust_env),
+        verify=verify,
+        trust_env=trust_env,
+    )

@@ -1,0 +1,99 @@
+"""Splitting a streamed body into events, as the specifications say.
+
+``httpx.Response.iter_lines()`` splits on everything ``str.splitlines()``
+treats as a line end, U+2028, U+2029 and U+0085 included. JSON carries those
+characters raw inside strings (llama.cpp, vLLM and Python servers send them
+so), so an answer holding one would be cut in the middle of an event. Here:
+
+* NDJSON lines end at ``\\n`` only (a ``\\r`` before it is JSON whitespace);
+* server-sent event lines end at ``\\r\\n``, ``\\n`` or ``\\r``, and an event
+  ends at a blank line (the WHATWG HTML "event stream" rules).
+
+Both work on the raw bytes: ``\\n`` and ``\\r`` never occur inside a multibyte
+UTF-8 sequence, so nothing is decoded until a whole event is there, and a
+character split across two network reads arrives intact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+__all__ = ["SSEErrorField", "ndjson_lines", "sse_data"]
+
+
+class SSEErrorField(Exception):
+    """An ``error:`` line in an event stream: llama.cpp's way to report a failure mid-stream.
+
+    The SSE rules would ignore this unknown field, after which ``[DONE]``
+    ends the stream as if nothing happened; the bindings report it instead.
+    """
+
+    def __init__(self, payload: bytes) -> None:
+        super().__init__(payload.decode("utf-8", "replace"))
+        self.payload = payload
+
+
+def ndjson_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The non-empty lines of a newline-delimited JSON body, as bytes.
+
+    A last line without its ``\\n`` is given too: the parser decides whether
+    it is a whole object or the half of one that a broken connection left.
+    """
+    pending = b""
+    for chunk in chunks:
+        if pending:
+            chunk = pending + chunk
+        lines = chunk.split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            if line and not line.isspace():
+                yield line
+    if pending and not pending.isspace():
+        yield pending
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """SSE lines, without their ending (``\\r\\n``, ``\\n`` or ``\\r``)."""
+    pending = b""
+    after_cr = False  # the last chunk ended with "\r": a "\n" opening the next is the same line end
+    for chunk in chunks:
+        if after_cr and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        if not chunk:
+            continue
+        after_cr = False
+        if b"\r" in chunk:
+            after_cr = chunk.endswith(b"\r")
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if pending:
+            chunk = pending + chunk
+        lines = chunk.split(b"\n")
+        pending = lines.pop()
+        yield from lines
+    if pending:
+        yield pending
+
+
+def sse_data(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The ``data`` of each event of an event stream, as bytes (multi-line data joined by ``\\n``).
+
+    Comments (``: keep-alive``) and the ``event``, ``id`` and ``retry`` fields
+    are skipped. An ``error:`` line raises :class:`SSEErrorField`. An event
+    the stream ends in the middle of is dropped, as the rules say, except a
+    lone ``[DONE]``, which some servers send without the blank line after it.
+    """
+    data: list[bytes] = []
+    for line in _lines(chunks):
+        if not line:
+            if data:
+                yield data[0] if len(data) == 1 else b"\n".join(data)
+                data = []
+            continue
+        if line.startswith(b"data:"):
+            value = line[5:]
+            data.append(value[1:] if value[:1] == b" " else value)
+        elif line.startswith(b"error:"):
+            value = line[6:]
+            raise SSEErrorField(value[1:] if value[:1] == b" " else value)
+    if data == [b"[DONE]"]:
+        yield data[0]
