@@ -19,8 +19,7 @@ import pytest
 
 from lollms_magics import get_binding
 from lollms_magics.errors import DocumentError, MissingDependencyError
-from lollms_magics.summarize import Document, load_source, summarize
-from lollms_magics.summarize import convert
+from lollms_magics.summarize import Document, convert, load_source, summarize
 from lollms_magics.summarize.resume import shared_memory
 from tests.servers import OpenAIServer
 from tests.servers.openai_compat import message_text
@@ -111,7 +110,8 @@ def _fresh_cache() -> Iterator[None]:
 def test_docx_keeps_headings_and_text(tmp_path: Path) -> None:
     document = load_source(make_docx(tmp_path / "report.docx"))
     assert document.text == (
-        "## Harbour report\n\nThe committee met in Brest on 3 May 1998.\n\n### Budget\n\nThe budget was 4,200 euros."
+        "## Harbour report\n\nThe committee met in Brest on 3 May 1998.\n\n"
+        "### Budget\n\nThe budget was 4,200 euros."
     )
     assert document.name == "report.docx"
 
@@ -264,7 +264,7 @@ def test_a_glob_gives_the_matching_files(tmp_path: Path) -> None:
 class _Pages(http.server.BaseHTTPRequestHandler):
     pages = {
         "/news.html": ("text/html; charset=utf-8", HTML.encode()),
-        "/notes.txt": ("text/plain; charset=utf-8", "Plain notes: 3 May 1998.".encode()),
+        "/notes.txt": ("text/plain; charset=utf-8", b"Plain notes: 3 May 1998."),
     }
 
     def do_GET(self) -> None:

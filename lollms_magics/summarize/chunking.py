@@ -23,7 +23,7 @@ from .tokens import TokenCounter
 
 __all__ = ["chunk_text", "split_blocks"]
 
-_BLANK_LINES = re.compile(r"\n[ \t]*\n+")
+_BLANK_LINES = re.compile(r"\r?\n[ \t]*(?:\r?\n)+")
 _SENTENCE_END = re.compile(r"(?<=[.!?;:…。！？])\s+")
 _HEADING = re.compile(r"^#{1,6}\s")
 # A heading arriving after this share of the budget starts a new chunk.
@@ -31,20 +31,31 @@ _HEADING_BREAK = 0.6
 
 
 def split_blocks(text: str) -> Iterator[str]:
-    """Headings and paragraphs of ``text``, stripped, in order (a heading is its own block)."""
-    for paragraph in _BLANK_LINES.split(text.replace("\r\n", "\n")):
-        lines: list[str] = []
-        for line in paragraph.split("\n"):
-            if _HEADING.match(line.lstrip()):
-                if lines:
-                    yield "\n".join(lines).strip()
-                    lines = []
-                yield line.strip()
-            else:
-                lines.append(line)
-        rest = "\n".join(lines).strip()
-        if rest:
-            yield rest
+    """Headings and paragraphs of ``text``, stripped, in order (a heading is its own block).
+
+    Paragraphs are found one at a time, so a long document is never copied
+    whole into a list of its paragraphs.
+    """
+    start = 0
+    for gap in _BLANK_LINES.finditer(text):
+        yield from _paragraph_blocks(text[start : gap.start()])
+        start = gap.end()
+    yield from _paragraph_blocks(text[start:])
+
+
+def _paragraph_blocks(paragraph: str) -> Iterator[str]:
+    lines: list[str] = []
+    for line in paragraph.replace("\r\n", "\n").split("\n"):
+        if _HEADING.match(line.lstrip()):
+            if lines:
+                yield "\n".join(lines).strip()
+                lines = []
+            yield line.strip()
+        else:
+            lines.append(line)
+    rest = "\n".join(lines).strip()
+    if rest:
+        yield rest
 
 
 def _pieces(block: str, budget: int, counter: TokenCounter) -> Iterator[str]:
@@ -126,19 +137,21 @@ def _trailing_headings(current: list[str]) -> list[str]:
 
 
 def _overlap_of(pieces: list[str], overlap: int, counter: TokenCounter) -> list[str]:
-    """The last sentences of ``pieces`` that fit in ``overlap`` tokens."""
+    """The last sentences of ``pieces`` that fit in ``overlap`` tokens (else its last words)."""
     if overlap <= 0:
         return []
-    sentences = _SENTENCE_END.split(pieces[-1])
-    kept: list[str] = []
-    used = 0
-    for sentence in reversed(sentences):
-        cost = counter.estimate(sentence) + 1
-        if used + cost > overlap:
-            break
-        kept.insert(0, sentence)
-        used += cost
-    return [" ".join(kept)] if kept else []
+    for parts, separator in ((_SENTENCE_END.split(pieces[-1]), " "), (pieces[-1].split(), " ")):
+        kept: list[str] = []
+        used = 0
+        for part in reversed(parts):
+            cost = counter.estimate(part) + 1
+            if used + cost > overlap:
+                break
+            kept.insert(0, part)
+            used += cost
+        if kept:
+            return [separator.join(kept)]
+    return []
 
 
 def _checked(pieces: list[str], budget: int, counter: TokenCounter) -> Iterator[str]:
