@@ -110,6 +110,9 @@ class LollmsServer(OpenAIServer):
             return True
         return False
 
+    def default_image_model(self) -> str:
+        return self.tti_models[0] if self.tti_models else ""
+
     def tti_models_list(self, ex: Exchange) -> None:
         """``lollms_v1``: ``GET /lollms/v1/tti/models`` (BindingModelListResponse)."""
         data = []

@@ -401,6 +401,9 @@ class OpenAIServer(LoopbackServer):
     #: seconds each image takes (the slow mode, for timeouts)
     image_delay = 0.0
 
+    def default_image_model(self) -> str:
+        return "dall-e-2"  # OpenAI's default image model
+
     def image_request_error(self, ex: Exchange, body: dict, model: str) -> bool:
         """OpenAI's refusals before any work; True when answered."""
         bad = self.error
@@ -434,7 +437,7 @@ class OpenAIServer(LoopbackServer):
         model = body.get("model")
         if self.image_model_error(ex, model):
             return
-        name = str(model or "dall-e-2")  # OpenAI's default image model
+        name = str(model or self.default_image_model())
         if self.image_request_error(ex, body, name):
             return
         n = int(body.get("n") or 1)

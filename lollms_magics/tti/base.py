@@ -1,0 +1,380 @@
+"""The contract every image binding follows, on the text bindings' HTTP machinery.
+
+An image binding turns a prompt into encoded pictures. It is an
+:class:`~lollms_magics.bindings.http.HTTPBinding` for everything on the wire
+(one long-lived client, retries, the status-to-error mapping, the typed
+timeout and unreachable errors), and adds what pictures need:
+
+* :meth:`ImageBinding.create_images` checks the request, warns about the
+  options the server cannot honour (:class:`UnsupportedOptionWarning`, as for
+  text), runs the job, and checks every reply with Pillow, so that a server
+  answering something that is not a picture fails with one line;
+* :meth:`ImageBinding.generate_image` is lollms-client's spelling: the bytes,
+  or a list of them when ``n > 1``;
+* a job that blocks (A1111's ``txt2img``) runs in a worker thread while the
+  caller's thread reports progress and stays interruptible: a
+  ``KeyboardInterrupt`` cancels the server's job where the API allows
+  (:meth:`ImageBinding._cancel`), then propagates.
+
+Image jobs take far longer than a text token, so the read timeout defaults
+to ten minutes (``read_timeout=``).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..bindings.http import HTTPBinding
+from ..errors import InvalidOptionError, LollmsMagicsError, ProtocolError, UnsupportedOptionWarning
+
+if TYPE_CHECKING:
+    from ..response import Response
+
+__all__ = [
+    "ImageBinding",
+    "ImageRequest",
+    "ImageResult",
+    "Progress",
+    "UnsupportedFeatureError",
+    "check_image",
+]
+
+Progress = Callable[[float | None], None]  # a fraction in [0, 1], or None: working, amount unknown
+IMAGE_READ_TIMEOUT = 600.0
+# The common options, and the arguments of generate_image that carry them.
+OPTIONS = ("negative_prompt", "seed", "steps", "cfg_scale", "n")
+
+
+class UnsupportedFeatureError(LollmsMagicsError, NotImplementedError):
+    """Raised when an image server's API has no call for what was asked (settings, services...)."""
+
+
+@dataclass
+class ImageRequest:
+    """A checked request: what the binding is asked to make."""
+
+    prompt: str
+    negative_prompt: str
+    width: int
+    height: int
+    seed: int | None
+    steps: int | None
+    cfg_scale: float | None
+    n: int
+    model: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ImageResult:
+    """The pictures a server made, and how they were made.
+
+    ``images`` holds the encoded bytes as the server sent them (PNG, JPEG,
+    WebP); ``formats`` and ``sizes`` are what Pillow read in them. ``seed`` is
+    the seed the server reports it used (the requested one when it reports
+    none); ``info`` holds what else the server said, without secrets.
+    """
+
+    images: list[bytes]
+    prompt: str
+    negative_prompt: str = ""
+    width: int | None = None
+    height: int | None = None
+    seed: int | None = None
+    seeds: list[int] = field(default_factory=list)
+    steps: int | None = None
+    cfg_scale: float | None = None
+    binding: str = ""
+    model: str | None = None
+    formats: list[str] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    ignored_options: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    duration: float = 0.0
+
+    @property
+    def mime_types(self) -> list[str]:
+        """``image/png``... for each picture, as Pillow identified it."""
+        return [f"image/{fmt.lower()}" for fmt in self.formats]
+
+    def pil_images(self) -> list[Any]:
+        """The pictures as PIL images (Pillow is imported here)."""
+        from PIL import Image
+
+        return [Image.open(io.BytesIO(data)) for data in self.images]
+
+    def metadata(self) -> dict[str, Any]:
+        """What a saved notebook keeps about these pictures (never a key or a client id)."""
+        meta: dict[str, Any] = {
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "seed": self.seed,
+            "size": [list(s) for s in self.sizes],
+            "steps": self.steps,
+            "cfg_scale": self.cfg_scale,
+            "binding": self.binding,
+            "model": self.model,
+            "formats": self.formats,
+        }
+        if len(self.seeds) > 1:
+            meta["seeds"] = self.seeds
+        if self.ignored_options:
+            meta["ignored_options"] = self.ignored_options
+        meta["duration"] = round(self.duration, 3)
+        return meta
+
+
+def check_image(data: bytes, where: str, binding: str = "", url: str = "") -> tuple[str, tuple[int, int]]:
+    """Pillow's format and size of ``data``; :class:`ProtocolError` when it is not a whole picture."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()  # decodes the whole picture: a truncated one fails here
+            return str(img.format), (int(img.width), int(img.height))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        head = data[:16]
+        raise ProtocolError(
+            f"{where} answered something that is not an image ({len(data)} bytes starting {head!r}); "
+            "is this the right kind of server?",
+            binding=binding,
+            url=url,
+        ) from None
+
+
+def _positive_int(name: str, value: Any, *, allow_none: bool = True) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidOptionError(f"{name} must be a positive whole number, not {value!r}")
+    return value
+
+
+class ImageBinding(HTTPBinding):
+    """Base class of the image bindings.
+
+    Parameters
+    ----------
+    host, model, api_key:
+        As for the text bindings (environment variables, then the usual
+        local address).
+    read_timeout:
+        Seconds an image job may take (ten minutes by default).
+    poll_interval:
+        Seconds between two progress checks while a job runs.
+    connect_timeout, max_retries, transport, verify:
+        As for :class:`~lollms_magics.bindings.http.HTTPBinding`.
+    """
+
+    #: the size used when none is asked (lollms-client's default)
+    default_size: ClassVar[tuple[int, int]] = (512, 512)
+    #: the options of :data:`OPTIONS` this server honours
+    supported: ClassVar[frozenset[str]] = frozenset(OPTIONS)
+    #: whether the server reports how far a job is
+    reports_progress: ClassVar[bool] = False
+    #: place in the automatic choice (lower first); None keeps the binding out
+    image_priority: ClassVar[int | None] = None
+    #: the usual local address the automatic choice probes
+    probe_hosts: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        host: str | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        *,
+        read_timeout: float = IMAGE_READ_TIMEOUT,
+        poll_interval: float = 0.25,
+        **config: Any,
+    ) -> None:
+        config.setdefault("max_retries", 1)
+        super().__init__(host, model, api_key, read_timeout=read_timeout, **config)
+        self.poll_interval = poll_interval
+
+    # -- what users call -----------------------------------------------------
+
+    def list_services(self) -> list[dict[str, Any]]:
+        """The image services the server offers (LoLLMs); others raise a clear error."""
+        raise self._cannot("list image services")
+
+    def get_settings(self) -> Any:
+        """The server's image settings, where it exposes them."""
+        raise self._cannot("show its image settings")
+
+    def set_settings(self, settings: Any = None, **values: Any) -> bool:
+        """Change image settings (a whole settings object, or ``NAME=VALUE`` pairs)."""
+        raise self._cannot("change its image settings")
+
+    def create_images(
+        self,
+        prompt: str,
+        negative_prompt: str = "",
+        width: int | None = None,
+        height: int | None = None,
+        seed: int | None = None,
+        steps: int | None = None,
+        cfg_scale: float | None = None,
+        n: int = 1,
+        *,
+        model: str | None = None,
+        progress: Progress | None = None,
+        **extra: Any,
+    ) -> ImageResult:
+        """Make ``n`` pictures of ``prompt``; returns them with what made them."""
+        request = self._request(
+            prompt, negative_prompt, width, height, seed, steps, cfg_scale, n, model, extra
+        )
+        ignored = self._warn_ignored(request)
+        report = progress or (lambda fraction: None)
+        started = time.monotonic()
+        report(None)
+        result = self._make(request, report)
+        result.duration = time.monotonic() - started
+        result.ignored_options = ignored
+        result.binding, result.model = self.name, result.model or request.model or self.model
+        result.prompt, result.negative_prompt = request.prompt, request.negative_prompt
+        if not result.images:
+            raise ProtocolError(
+                f"{self._where()} answered without any image", binding=self.name, url=self.host
+            )
+        for data in result.images:
+            fmt, size = check_image(data, self._where(), self.name, self.host)
+            result.formats.append(fmt)
+            result.sizes.append(size)
+        report(1.0)
+        return result
+
+    def generate_image(
+        self,
+        prompt: str,
+        negative_prompt: str = "",
+        width: int | None = None,
+        height: int | None = None,
+        seed: int | None = None,
+        steps: int | None = None,
+        cfg_scale: float | None = None,
+        n: int = 1,
+        **extra: Any,
+    ) -> bytes | list[bytes]:
+        """lollms-client's call: the encoded picture, or a list of them when ``n > 1``."""
+        result = self.create_images(
+            prompt, negative_prompt, width, height, seed, steps, cfg_scale, n, **extra
+        )
+        return result.images if n > 1 else result.images[0]
+
+    def generate(self, *args: Any, **kwargs: Any) -> Response:
+        """Image bindings make pictures, not text."""
+        raise LollmsMagicsError(f"{self.name} is an image binding: use generate_image() or create_images()")
+
+    # -- what a binding implements --------------------------------------------
+
+    def _make(self, request: ImageRequest, progress: Progress) -> ImageResult:
+        """Run the job and return its (unchecked) pictures."""
+        raise NotImplementedError
+
+    def _cancel(self, job: Any) -> None:
+        """Ask the server to stop ``job`` (after a KeyboardInterrupt); best effort."""
+
+    # -- shared helpers ---------------------------------------------------------
+
+    def _request(
+        self,
+        prompt: str,
+        negative: str,
+        width: Any,
+        height: Any,
+        seed: Any,
+        steps: Any,
+        cfg: Any,
+        n: Any,
+        model: str | None,
+        extra: dict[str, Any],
+    ) -> ImageRequest:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InvalidOptionError("the image prompt is empty")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < -1):
+            raise InvalidOptionError(f"seed must be a whole number >= 0 (or -1: random), not {seed!r}")
+        if cfg is not None and (isinstance(cfg, bool) or not isinstance(cfg, (int, float)) or cfg <= 0):
+            raise InvalidOptionError(f"cfg_scale must be a positive number, not {cfg!r}")
+        default_w, default_h = self._default_size()
+        w = _positive_int("width", width) or default_w
+        h = _positive_int("height", height) or default_h
+        count = _positive_int("n", n, allow_none=False) or 1
+        return ImageRequest(
+            prompt,
+            negative_prompt=negative or "",
+            width=w,
+            height=h,
+            seed=None if seed in (None, -1) else seed,
+            steps=_positive_int("steps", steps),
+            cfg_scale=None if cfg is None else float(cfg),
+            n=count,
+            model=model or self.model,
+            extra=dict(extra),
+        )
+
+    def _warn_ignored(self, request: ImageRequest) -> list[str]:
+        given = {
+            "negative_prompt": bool(request.negative_prompt),
+            "seed": request.seed is not None,
+            "steps": request.steps is not None,
+            "cfg_scale": request.cfg_scale is not None,
+            "n": request.n > 1,
+        }
+        supported = self._supported()
+        ignored = [name for name, used in given.items() if used and name not in supported]
+        if ignored:
+            warnings.warn(
+                f"{self.name} cannot honour {', '.join(ignored)}; "
+                f"{'it is' if len(ignored) == 1 else 'they are'} not sent",
+                UnsupportedOptionWarning,
+                stacklevel=3,
+            )
+        return ignored
+
+    def _default_size(self) -> tuple[int, int]:
+        return self.default_size
+
+    def _supported(self) -> frozenset[str]:
+        return self.supported
+
+    def _where(self) -> str:
+        return f"{self.name} at {self.host}"
+
+    def _cannot(self, what: str) -> UnsupportedFeatureError:
+        return UnsupportedFeatureError(f"{self.name} cannot {what}: its API has no such call")
+
+    def _run_blocking(self, call: Callable[[], Any], tick: Callable[[], None], job: Any = None) -> Any:
+        """Run ``call`` in a worker thread; ``tick`` every ``poll_interval`` while it runs.
+
+        A ``KeyboardInterrupt`` in the caller's thread asks the server to
+        stop ``job`` (:meth:`_cancel`) and propagates; the worker's result or
+        exception is returned or raised here.
+        """
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["value"] = call()
+            except BaseException as exc:  # handed to the caller's thread
+                box["error"] = exc
+
+        worker = threading.Thread(target=work, name=f"{self.name}-image-job", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(self.poll_interval)
+                if worker.is_alive():
+                    tick()
+        except KeyboardInterrupt:
+            self._cancel(job)
+            raise
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
