@@ -331,6 +331,19 @@ class LollmsBinding(OpenAIBinding):
             f"{where} answered with JSON instead of text", binding=self.name, url=str(http.url)
         )
 
+    def tokenize(self, text: str) -> list[int] | None:
+        """The server's tokens for ``text``: ``/lollms_tokenize`` (webui) or ``/v1/tokenize`` (new server)."""
+        try:
+            if self.detect() == "v1":
+                body = {"model": self._default_model() or "", "text": text}
+                data = self._request_json("POST", "/tokenize", body)
+                tokens = data.get("tokens") if isinstance(data, dict) else None
+            else:
+                tokens = self._request_json("POST", "/lollms_tokenize", {"prompt": text})
+        except BindingError:  # an older server without the route, or one that refused
+            return None
+        return tokens if isinstance(tokens, list) and all(isinstance(t, int) for t in tokens) else None
+
 
 def _json(response: httpx.Response) -> Any:
     try:

@@ -197,6 +197,31 @@ class OpenAIBinding(HTTPBinding):
             response.prompt_tokens = usage.get("prompt_tokens")
             response.completion_tokens = usage.get("completion_tokens")
 
+    # -- tokens (for summaries) ---------------------------------------------------
+
+    # Tokenizers beside /v1: llama.cpp's server, then llama-cpp-python's (path, text field).
+    _tokenize_routes: tuple[tuple[str, str], ...] = (("/tokenize", "content"), ("/extras/tokenize", "input"))
+
+    def tokenize(self, text: str) -> list[int] | None:
+        """The server's tokens for ``text`` (llama.cpp or llama-cpp-python), else None.
+
+        The route that answered is remembered; a server with neither (OpenAI,
+        vLLM, LM Studio) is asked once per binding, then never again.
+        """
+        routes: tuple[tuple[str, str], ...] = getattr(self, "_tokenize_found", self._tokenize_routes)
+        root = self.host[: -len("/v1")] if self.host.endswith("/v1") else self.host
+        for path, field in () if self._is_openai() else routes:
+            try:
+                reply = self.client.post(root + path, json={field: text}, headers=self._headers())
+                tokens = reply.json().get("tokens") if reply.status_code == 200 else None
+            except (httpx.HTTPError, ValueError, AttributeError):
+                tokens = None
+            if isinstance(tokens, list) and all(isinstance(t, int) for t in tokens):
+                self._tokenize_found: tuple[tuple[str, str], ...] = ((path, field),)
+                return tokens
+        self._tokenize_found = ()
+        return None
+
 
 def _message_of(event: dict[str, Any]) -> str:
     error = event.get("error")

@@ -179,7 +179,8 @@ def _hosts(bindings: Any, concurrency: int) -> list[Host]:
         raise InvalidOptionError("summarize needs a binding (or a list of bindings) to ask")
     for binding in items:
         _ = getattr(binding, "client", None)  # open each HTTP client before threads share it
-    return [Host(b, concurrency) for b in items]
+    # The embedded model writes one answer at a time (it refuses a second at once).
+    return [Host(b, 1 if getattr(b, "name", "") == "llamacpp" else concurrency) for b in items]
 
 
 def _check(mode: str, temperature: float | None, n_predict: int | None) -> None:
