@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ..bindings.base import Binding
     from ..response import Response
     from ..schema import ModelInfo
+    from ..tti.base import ImageBinding, ImageResult
 
 __all__ = ["Session", "Status", "Target", "default_session"]
 
@@ -225,6 +226,7 @@ class Session:
         for binding in self._bindings.values():
             binding.close()
         self._bindings.clear()
+        self.close_images()
 
     # -- asking -------------------------------------------------------------------
 
@@ -405,6 +407,117 @@ class Session:
             "history",
             f"{len(self.conversation)} exchange(s){held}, ~{tokens} of {window} tokens",
         )]
+
+
+    # -- pictures (text-to-image) -----------------------------------------------------
+    # The image backend is kept apart from the text one: use_image() (``%lollms tti use``)
+    # chooses it, else the automatic choice probes the image servers on their usual
+    # ports at the same time (lollms_magics.tti.auto). Keys are shared by binding name.
+
+    _image_chosen: Target | None = None
+    _image_auto: Target | None = None
+
+    def _image_state(self) -> tuple[dict[tuple[Any, ...], Any], dict[str, dict[str, Any]]]:
+        """The image bindings made so far, and the settings given per image binding."""
+        state = self.__dict__.setdefault("_images", ({}, {}))
+        return state  # type: ignore[no-any-return]
+
+    def use_image(
+        self, binding: str = "auto", model: str | None = None, host: str | None = None,
+        *, api_key: str | None = None, **config: Any,
+    ) -> Target | None:
+        """Make ``binding`` (``"a1111"``, ``"comfyui:sdxl.safetensors"``...) the image default.
+
+        ``config`` holds binding settings kept for it (``client_id=``, ``workflow=``,
+        ``read_timeout=``); ``"auto"`` returns to the automatic choice.
+        """
+        from ..tti import image_binding_class
+
+        if binding.lower() == "auto":
+            self._image_chosen = self._image_auto = None
+            return None
+        name, _, inline_model = binding.partition(":")
+        image_binding_class(name)  # UnknownBindingError at once for a typo
+        if api_key:
+            self.set_key(name, api_key)
+        if config:
+            self._image_state()[1].setdefault(name, {}).update(config)
+        self._image_chosen = Target(name, model or inline_model or None, host, "set with use_image")
+        return self._image_chosen
+
+    def image_target(
+        self, binding: str | None = None, model: str | None = None, host: str | None = None
+    ) -> Target:
+        """Where a picture request goes: the given binding over the image default, else the automatic one."""
+        if binding:
+            name, _, inline_model = binding.partition(":")
+            base = self._image_chosen
+            if base is None or base.name != name:
+                base = Target(name, inline_model or None, None, "chosen for this picture")
+        elif self._image_chosen is not None:
+            base = self._image_chosen
+        else:
+            if self._image_auto is None:
+                from ..tti.auto import choose_image_binding
+
+                name, found_host, found_model, why = choose_image_binding(timeout=self.auto_timeout)
+                self._image_auto = Target(name, found_model, found_host, f"chosen automatically: {why}")
+            base = self._image_auto
+        return Target(base.name, model or base.model, host or base.host, base.reason)
+
+    def image_binding(self, target: Target | None = None, **config: Any) -> ImageBinding:
+        """The image binding for ``target``, made once per (name, host, model, key, settings)."""
+        from ..tti import image_binding_class
+
+        target = target or self.image_target()
+        cls = image_binding_class(target.name)
+        cache, settings = self._image_state()
+        merged = {**settings.get(target.name, {}), **config}
+        key = self.keys.get(target.name)
+        cache_key = (target.name, target.host, target.model, key, tuple(sorted(merged.items(), key=str)))
+        binding = cache.get(cache_key)
+        if binding is None:
+            binding = cls(host=target.host, model=target.model, api_key=key, **merged)
+            cache[cache_key] = binding
+        return binding  # type: ignore[no-any-return]
+
+    def image(
+        self, prompt: str, *, binding: str | None = None, model: str | None = None, host: str | None = None,
+        negative_prompt: str = "", width: int | None = None, height: int | None = None,
+        seed: int | None = None, steps: int | None = None, cfg_scale: float | None = None, n: int = 1,
+        progress: Any = None, namespace: Mapping[str, Any] | None = None, timeout: float | None = None,
+        **extra: Any,
+    ) -> ImageResult:
+        """Make ``n`` pictures of ``prompt``; returns an :class:`~lollms_magics.tti.base.ImageResult`.
+
+        ``namespace`` fills ``{name}`` references as for text prompts; ``progress`` is
+        called with a fraction (or None while the amount is unknown); ``timeout`` is the
+        seconds the picture may take; ``extra`` goes to the server (``sampler_name=``...).
+        """
+        if namespace is not None:
+            prompt = fill(prompt, namespace, limit=self.fill_limit).text
+            negative_prompt = fill(negative_prompt, namespace, limit=self.fill_limit).text
+        for text in (prompt, negative_prompt):
+            if self.keys.holds_secret(text):
+                raise PromptError("this prompt holds an API key, which would be sent and saved with the "
+                                  "notebook; remove it (keys go in environment variables or %lollms key)")
+        target = self.image_target(binding, model, host)
+        chosen = self.image_binding(target, **({"read_timeout": timeout} if timeout else {}))
+        try:
+            return chosen.create_images(
+                prompt, negative_prompt, width, height, seed, steps, cfg_scale, n, progress=progress, **extra
+            )
+        except ServerUnreachableError:
+            if self._image_auto is not None and target.name == self._image_auto.name:
+                self._image_auto = None  # the server went away: choose again next time
+            raise
+
+    def close_images(self) -> None:
+        """Close the image bindings' connections."""
+        cache, _ = self._image_state()
+        for made in cache.values():
+            made.close()
+        cache.clear()
 
 
 def _counter(binding: Binding | None) -> Any:

@@ -22,6 +22,7 @@ from IPython.core.error import UsageError
 from ..bindings import binding_class, binding_names
 from ..core.session import _safe_host
 from ..errors import UnknownBindingError
+from . import image
 from .args import PROMPT_PARSER, Parser, split_options
 
 if TYPE_CHECKING:
@@ -199,4 +200,7 @@ COMMANDS: dict[str, Command] = {
     "reset": Command(_reset, (0, 0), "%lollms reset", "start a new conversation"),
     "key": Command(_key, (1, 1), "%lollms key BINDING", "type a binding's API key (hidden)"),
     "help": Command(_help, (0, 0), "%lollms help", "this help"),
+    "image": Command(image.image, (0, 0), "%lollms image PROMPT [-W 768 -H 512 ...]", "make pictures",
+                     parser=image.IMAGE_PARSER, cell=True),
+    "tti": Command(image.tti, (1, 99), image.TTI_USAGE, "the image backend", parser=image.TTI_PARSER),
 }

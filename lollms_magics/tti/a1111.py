@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from ..bindings.base import Probe
 from ..bindings.http import normalize_host
 from ..errors import BindingError, BindingTimeout, ProtocolError, UnknownModelError, UnsupportedOptionWarning
 from ..schema import ModelInfo
@@ -62,6 +63,30 @@ class A1111Binding(ImageBinding):
 
     def _normalize_host(self, host: str) -> str:
         return normalize_host(host, 7860)
+
+    @classmethod
+    def probe_image(cls, client: httpx.Client) -> Probe | None:
+        """A web UI on 7860 (or ``A1111_HOST``) whose API answers."""
+        host = normalize_host(cls._probe_host(), 7860)
+        try:
+            r = client.get(host + "/sdapi/v1/sd-models")
+            data = r.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        if r.status_code == 200 and isinstance(data, list):
+            return Probe(host, None, f"AUTOMATIC1111 answered at {host}")
+        if r.status_code == 404 and data == {"detail": "Not Found"}:
+            return Probe(
+                host, None, f"a web UI runs at {host} without its API: restart it with --api", usable=False
+            )
+        if r.status_code == 401:
+            return Probe(
+                host,
+                None,
+                f"AUTOMATIC1111 at {host} wants --api-auth credentials: set A1111_API_AUTH=user:password",
+                usable=False,
+            )
+        return None
 
     def _headers(self) -> dict[str, str]:
         if self._api_key and ":" in self._api_key:  # --api-auth user:password

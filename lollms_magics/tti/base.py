@@ -34,6 +34,9 @@ from ..bindings.http import HTTPBinding
 from ..errors import InvalidOptionError, LollmsMagicsError, ProtocolError, UnsupportedOptionWarning
 
 if TYPE_CHECKING:
+    import httpx
+
+    from ..bindings.base import Probe
     from ..response import Response
 
 __all__ = [
@@ -196,6 +199,24 @@ class ImageBinding(HTTPBinding):
         config.setdefault("max_retries", 1)
         super().__init__(host, model, api_key, read_timeout=read_timeout, **config)
         self.poll_interval = poll_interval
+
+    @classmethod
+    def probe_image(cls, client: httpx.Client) -> Probe | None:
+        """For the automatic choice: whether this image server answers here (None: nothing does)."""
+        return None
+
+    @classmethod
+    def _probe_host(cls) -> str:
+        import os
+
+        env = os.environ.get(cls.host_env) if cls.host_env else None
+        return cls._normalize_probe_host(env or cls.default_host)
+
+    @classmethod
+    def _normalize_probe_host(cls, host: str) -> str:
+        from ..bindings.http import normalize_host
+
+        return normalize_host(host)
 
     # -- what users call -----------------------------------------------------
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from ..bindings.base import Probe
 from ..bindings.http import normalize_host
 from ..errors import (
     BadRequestError,
@@ -147,6 +148,17 @@ class ComfyUIBinding(ImageBinding):
 
     def _normalize_host(self, host: str) -> str:
         return normalize_host(host, 8188)
+
+    @classmethod
+    def probe_image(cls, client: httpx.Client) -> Probe | None:
+        """ComfyUI on 8188 (or ``COMFYUI_HOST``)."""
+        host = normalize_host(cls._probe_host(), 8188)
+        try:
+            r = client.get(host + "/system_stats")
+            ok = r.status_code == 200 and isinstance(r.json().get("system"), dict)
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+        return Probe(host, None, f"ComfyUI answered at {host}") if ok else None
 
     def _list_models(self) -> list[ModelInfo]:
         data = self._get_json("/object_info/CheckpointLoaderSimple")

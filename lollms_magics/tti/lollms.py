@@ -26,7 +26,11 @@ import binascii
 import os
 from typing import Any
 
-from ..bindings.lollms import LollmsBinding
+import httpx
+
+from ..bindings.base import Probe
+from ..bindings.http import normalize_host
+from ..bindings.lollms import LollmsBinding, remember_protocol
 from ..errors import AuthenticationError, BindingError, ProtocolError, ServerError, UnknownModelError
 from ..schema import ModelInfo
 from .base import ImageBinding, ImageRequest, ImageResult, Progress
@@ -35,6 +39,31 @@ from .openai import images_body, read_images
 __all__ = ["LollmsImageBinding"]
 
 CLIENT_ID_ENV = "LOLLMS_CLIENT_ID"
+
+
+def _probe_one(client: httpx.Client, host: str, key: str) -> Probe | None:
+    try:
+        r = client.get(host + "/list_models")
+        if r.status_code == 200 and isinstance(r.json(), list):
+            remember_protocol(host, "webui")
+            return Probe(host, None, f"a LoLLMs server (lollms-webui) answered at {host}")
+        r = client.get(
+            host + "/lollms/v1/tti/models", headers={"Authorization": f"Bearer {key}"} if key else None
+        )
+        data = r.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    if r.status_code in (401, 403):
+        return Probe(
+            host, None, f"a LoLLMs server runs at {host} but needs a key: set LOLLMS_API_KEY", usable=False
+        )
+    items = data.get("data") if isinstance(data, dict) else None
+    if r.status_code != 200 or not isinstance(items, list):
+        return None
+    remember_protocol(host, "v1")
+    if not items:
+        return Probe(host, None, f"the LoLLMs server at {host} has no image binding configured", usable=False)
+    return Probe(host, None, f"a LoLLMs server with images answered at {host}")
 
 
 class LollmsImageBinding(ImageBinding):
@@ -63,6 +92,18 @@ class LollmsImageBinding(ImageBinding):
         finder_config = {k: v for k, v in config.items() if k in ("transport", "verify", "connect_timeout")}
         # The text binding knows how to tell the two servers apart, and remembers it per host.
         self._finder = LollmsBinding(host, None, api_key, protocol=protocol, **finder_config)
+
+    @classmethod
+    def probe_image(cls, client: httpx.Client) -> Probe | None:
+        """lollms-webui on 9600 or the new server on 9642 (or ``LOLLMS_HOST``) with an image service."""
+        env = os.environ.get(cls.host_env or "")
+        hosts = [normalize_host(env)] if env else list(cls.probe_hosts)
+        key = os.environ.get(cls.key_env or "") or ""
+        for host in hosts:
+            found = _probe_one(client, host, key)
+            if found is not None:
+                return found
+        return None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.host} model={self.model!r}>"

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from typing import Any
 
 import httpx
 
+from ..bindings.base import Probe
 from ..bindings.http import normalize_host
 from ..errors import BadRequestError, BindingError, InvalidOptionError, ProtocolError
 from ..schema import ModelInfo
@@ -114,12 +116,25 @@ class OpenAIImageBinding(ImageBinding):
     key_env = "OPENAI_API_KEY"
     start_hint = "check the URL (OPENAI_BASE_URL or --host) and that the server runs"
     supported = frozenset({"n"})
+    image_priority = 40
 
     def _normalize_host(self, host: str) -> str:
         host = normalize_host(host)
         if not httpx.URL(host).path.strip("/"):
             host += "/v1"
         return host
+
+    @classmethod
+    def probe_image(cls, client: httpx.Client) -> Probe | None:
+        """OpenAI is chosen only when configured: its pictures cost money."""
+        base_url = os.environ.get("OPENAI_BASE_URL")
+        if base_url:
+            return Probe(base_url, None, f"OPENAI_BASE_URL is set, using {base_url}")
+        if os.environ.get("OPENAI_API_KEY"):
+            return Probe(
+                None, OPENAI_IMAGE_MODEL, f"OPENAI_API_KEY is set, using OpenAI's {OPENAI_IMAGE_MODEL}"
+            )
+        return None
 
     def _is_openai(self) -> bool:
         return httpx.URL(self.host).host.endswith("openai.com")

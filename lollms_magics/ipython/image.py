@@ -1,0 +1,204 @@
+"""``%lollms image`` and ``%lollms tti``: pictures under the cell, and the image backend.
+
+::
+
+    %lollms image a majestic owl -W 768 -H 512 --seed 7
+    %%lollms image --negative "blurry" -n 2 --save owls/ --out pics
+    An owl reading {book_title}, in the style of {painter}
+    %lollms tti use a1111 --host http://gpu-box:7860
+    %lollms tti models | settings | services
+    %lollms tti set sampler_name=dpmpp_2m steps=30
+
+``-b/-m/--host`` pick the image backend for one call, as they do for text;
+``{variable}`` references are filled as in text prompts (``--raw`` keeps
+them). The session does the work (:meth:`~lollms_magics.core.session.Session.image`);
+this module parses, shows and saves.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import sys
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+
+from ..core.session import _safe_host
+from ..errors import LollmsMagicsError
+from .args import Parser
+from .image_display import ImageProgress, save_images, show_images
+
+if TYPE_CHECKING:
+    from .magics import LollmsMagics
+
+__all__ = ["IMAGE_PARSER", "TTI_PARSER", "image", "tti"]
+
+
+def _image_parser() -> Parser:
+    p = Parser("%lollms image")
+    add = p.add_argument
+    add("prompt", nargs="*", help="what to draw (in %%lollms image, the cell is the prompt)")
+    add("-b", "--binding", help="image binding: lollms, openai, a1111, comfyui")
+    add("-m", "--model", help="model or checkpoint")
+    add("--host", help="server URL")
+    add("--negative", default="", metavar="TEXT", help="what the picture must not show")
+    add("-W", "--width", type=int, metavar="PX", help="width in pixels")
+    add("-H", "--height", type=int, metavar="PX", help="height in pixels")
+    add("--seed", type=int, help="random seed (-1: random)")
+    add("--steps", type=int, help="sampling steps")
+    add("--cfg", type=float, metavar="SCALE", help="guidance (CFG) scale")
+    add("-n", type=int, default=1, metavar="N", help="number of pictures")
+    add("--save", metavar="PATH_OR_DIR", help="write the pictures there (never replacing a file)")
+    add("--out", metavar="VAR", help="store the PIL image (a list when -n > 1) in variable VAR")
+    add(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a server field sent as is (sampler_name=Euler, ...); repeatable",
+    )
+    add("--timeout", type=float, metavar="S", help="seconds the picture may take")
+    add("--raw", action="store_true", help="send {braces} as written")
+    add("--debug", action="store_true", help="show the traceback of errors")
+    return p
+
+
+def _tti_parser() -> Parser:
+    p = Parser("%lollms tti")
+    add = p.add_argument
+    add("words", nargs="+")
+    add("-b", "--binding")
+    add("-m", "--model")
+    add("--host")
+    add("--client-id", help="lollms-webui: the id of an open web UI session (kept, never shown)")
+    add("--workflow", help="comfyui: an API-format workflow file")
+    add("--debug", action="store_true")
+    return p
+
+
+IMAGE_PARSER = _image_parser()
+TTI_PARSER = _tti_parser()
+TTI_USAGE = "%lollms tti services|settings|models|use BINDING[:MODEL]|set NAME=VALUE ..."
+
+
+def _value(text: str) -> Any:
+    """A ``NAME=VALUE`` value: JSON when it reads as JSON (numbers, true, lists), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _pairs(words: list[str], what: str) -> dict[str, Any]:
+    pairs = {}
+    for word in words:
+        name, sep, value = word.partition("=")
+        if not sep or not name:
+            raise UsageError(f"{what}: {word!r} is not NAME=VALUE")
+        pairs[name] = _value(value)
+    return pairs
+
+
+def image(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+    """``%lollms image PROMPT [options]`` / ``%%lollms image [options]``: make and show pictures."""
+    if cell is not None and args.prompt:
+        raise UsageError("%%lollms image: the prompt goes in the cell, not on the line")
+    prompt = (cell if cell is not None else " ".join(args.prompt)).strip()
+    if not prompt:
+        raise UsageError("%lollms image: nothing to draw; write a prompt (see %lollms help)")
+    if args.out and not (args.out.isidentifier() and not keyword.iskeyword(args.out)):
+        raise UsageError(f"%lollms image: --out needs a variable name, not {args.out!r}")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError("%lollms image: --timeout needs a positive number of seconds")
+    extra = _pairs(args.param, "%lollms image --param")
+    session = magics.session
+    target = session.image_target(args.binding, args.model, args.host)
+    progress = ImageProgress(rich=magics._rich(), label=f"lollms image · {target.name}")
+    try:
+        result = session.image(
+            prompt,
+            binding=target.name,
+            model=target.model,
+            host=target.host,
+            negative_prompt=args.negative,
+            width=args.width,
+            height=args.height,
+            seed=args.seed,
+            steps=args.steps,
+            cfg_scale=args.cfg,
+            n=args.n,
+            progress=progress,
+            namespace=None if args.raw else magics.ip.user_ns,
+            timeout=args.timeout,
+            **extra,
+        )
+    except KeyboardInterrupt:
+        _close_progress(progress, "interrupted: the server's job was cancelled where its API allows")
+        print("lollms: interrupted; the server was asked to stop the picture", file=sys.stderr)
+        raise
+    except LollmsMagicsError as exc:
+        _close_progress(progress, f"failed: {session.keys.redact(str(exc))}")
+        raise
+    metadata = session.keys.redact_data({**result.metadata(), "width": result.width, "height": result.height})
+    assert isinstance(metadata, dict)
+    show_images(result, metadata, progress)
+    if args.save:
+        for line in save_images(result, args.save):
+            print(line)
+    if args.out:
+        pictures = result.pil_images()
+        magics.ip.user_ns[args.out] = pictures if args.n > 1 else pictures[0]
+
+
+def _close_progress(progress: ImageProgress, why: str) -> None:
+    """Replace a progress display that will not get its pictures by one line saying why."""
+    if progress.handle is not None:
+        text = f"{progress.label}: {why}"
+        progress.handle.update({"text/plain": text}, raw=True)
+
+
+def tti(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+    """``%lollms tti ...``: choose the image backend, list its models, services, settings."""
+    sub, rest = args.words[0], args.words[1:]
+    session = magics.session
+    if sub == "use":
+        if len(rest) != 1:
+            raise UsageError("usage: %lollms tti use BINDING[:MODEL]|auto [--host URL]")
+        config = {k: v for k, v in (("client_id", args.client_id), ("workflow", args.workflow)) if v}
+        chosen = session.use_image(rest[0], args.model, args.host, **config)
+        if chosen is None:
+            print("lollms: pictures back to the automatic choice")
+            return
+        where = f" at {_safe_host(chosen.host)}" if chosen.host else ""
+        print(f"lollms: pictures from {chosen.name}{' model ' + chosen.model if chosen.model else ''}{where}")
+        return
+    if sub not in ("services", "settings", "models", "set") or bool(rest) != (sub == "set"):
+        raise UsageError(f"usage: {TTI_USAGE}")
+    binding = session.image_binding(session.image_target(args.binding, args.model, args.host))
+    if sub == "models":
+        models = binding.list_models()
+        if not models:
+            print(f"{binding.name} at {_safe_host(binding.host)} offers no image models")
+        for model in models:
+            print(f"{'*' if model.name == binding.model else ' '} {model.name}")
+    elif sub == "services":
+        for service in binding.list_services():
+            print(f"  {service.get('name')}: {service.get('caption', '')} {service.get('help', '')}".rstrip())
+    elif sub == "settings":
+        _print_settings(binding.get_settings())
+    else:
+        done = binding.set_settings(**_pairs(rest, "%lollms tti set"))
+        print("lollms: image settings changed" if done else "lollms: the server did not apply the settings")
+
+
+def _print_settings(settings: Any) -> None:
+    if isinstance(settings, list):  # lollms-webui's template: [{"name", "value", "help", ...}]
+        for entry in settings:
+            if isinstance(entry, dict):
+                print(f"  {entry.get('name')} = {entry.get('value')!r}  {entry.get('help', '')}".rstrip())
+    elif isinstance(settings, dict):
+        for name, value in settings.items():
+            print(f"  {name} = {value!r}")
+    else:
+        print("  (no settings)")
