@@ -201,16 +201,18 @@ def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """An InteractiveShell with a fresh LollmsMagics, and no backend anywhere but the embedded one."""
     from IPython.core.interactiveshell import InteractiveShell
 
-    from lollms_magics import auto
+    from lollms_magics.bindings import lollms, ollama
+    from lollms_magics.core.session import Session
     from lollms_magics.ipython.magics import LollmsMagics
 
     for name in ("LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST",
                  "OPENAI_API_KEY", "OPENAI_BASE_URL", "LOLLMS_API_KEY", "OLLAMA_HOST"):
         monkeypatch.delenv(name, raising=False)
-    for name in ("LOLLMS_WEBUI_URL", "LOLLMS_SERVER_URL", "OLLAMA_URL"):
-        monkeypatch.setattr(auto, name, "http://127.0.0.1:9")  # discard port: refused
+    monkeypatch.setattr(lollms, "WEBUI_HOST", "http://127.0.0.1:9")  # discard port: refused
+    monkeypatch.setattr(lollms, "SERVER_HOST", "http://127.0.0.1:9")
+    monkeypatch.setattr(ollama, "DEFAULT_HOST", "http://127.0.0.1:9")
     ip = InteractiveShell.instance()
-    magics = LollmsMagics(shell=ip)
+    magics = LollmsMagics(shell=ip, session=Session(), footer=False)
     ip.register_magics(magics)
     yield ip
     ip.configurables.remove(magics)

@@ -51,6 +51,19 @@ def cell(ip, line, body=None):
     return cap
 
 
+def failing_cell(ip, line, body=None):
+    """Run a cell that must fail as a notebook would; return (its error, its capture).
+
+    The error fails the cell (Run All and nbval stop); what the user sees is
+    the captured output.
+    """
+    source = f"%lollms {line}" if body is None else f"%%lollms {line}\n{body}"
+    with capture_output() as cap:
+        result = ip.run_cell(source)
+    assert result.error_in_exec is not None, "the cell did not fail"
+    return result.error_in_exec, cap
+
+
 def final(cap):
     """The last display of a capture (the final answer)."""
     assert cap.outputs, f"nothing displayed; stderr: {cap.stderr!r}"
@@ -168,7 +181,7 @@ def test_a_slow_answer_is_shown_while_it_streams(ip, openai_server):
 def test_interpolation_leaves_code_json_and_latex_alone(ip, openai_server):
     ip.user_ns.update(topic="sorting", data={"k": [10, 20]}, x=3, items=["first"])
     prompt = (
-        "Explain {topic} with {items[0]} and {data['k'][1]} and {topic.upper}\n"
+        "Explain {topic} with {items[0]} and {data['k'][1]}\n"
         "def f(d): return {k: v for k, v in d.items()}\n"
         'config = {"a": {"b": 1}}\n'
         "LaTeX: $\\frac{x}{2} + \\mathbf{x} + y^{x}$ where x = {x}\n"
@@ -176,11 +189,39 @@ def test_interpolation_leaves_code_json_and_latex_alone(ip, openai_server):
     )
     cell(ip, f"-b openai --host {openai_server.url}", prompt)
     sent = last_user_message(openai_server)
-    assert sent.startswith("Explain sorting with first and 20 and <built-in method upper")
+    assert sent.startswith("Explain sorting with first and 20\n")
     assert "def f(d): return {k: v for k, v in d.items()}" in sent
     assert 'config = {"a": {"b": 1}}' in sent
     assert "$\\frac{x}{2} + \\mathbf{x} + y^{x}$ where x = 3" in sent  # LaTeX arguments left
     assert "Escaped: {topic}; unknown: {nothing_here} {x.nope}" in sent
+
+
+def test_a_method_reference_is_refused_and_nothing_is_sent(ip, openai_server):
+    ip.user_ns["topic"] = "sorting"
+    with pytest.raises(UsageError) as info:
+        cell(ip, f"-b openai --host {openai_server.url}", "Explain {topic.upper}")
+    assert str(info.value) == (
+        "%lollms: {topic.upper} names a function or method, whose text is not its result; "
+        "compute it first (x = topic.upper(...)) and write {x}, or use {{topic.upper}} for literal braces"
+    )
+    assert not openai_server.requests_to("/v1/chat/completions")
+
+
+def test_a_file_name_with_an_underscore_is_filled(ip, openai_server):
+    ip.user_ns.update(date="2024-05-01", i=2)
+    cell(ip, f"-b openai --host {openai_server.url}", "Read data_{date}.csv, row a_{i}")
+    assert last_user_message(openai_server) == "Read data_2024-05-01.csv, row a_{i}"
+
+
+def test_a_large_value_is_cut_with_a_note(ip, openai_server):
+    ip.lollms.fill_limit = 100
+    ip.user_ns["table"] = "row\n" * 1000
+    cap = cell(ip, f"-b openai --host {openai_server.url}", "Summarize {table}")
+    sent = last_user_message(openai_server)
+    assert sent == "Summarize " + "row\n" * 25 + "\n[... 3,900 more characters not sent]"
+    note = final(cap).metadata["lollms_magics"]["notes"]
+    assert note == ["{table} was cut to 100 of its 4,000 characters (raise the limit with "
+                    "%config LollmsMagics.fill_limit, or send a smaller part)"]
 
 
 def test_raw_sends_braces_as_written(ip, openai_server):
@@ -200,7 +241,7 @@ def test_cells_form_a_conversation_and_a_rerun_replaces_its_exchange(ip, openai_
     assert [m["content"] for m in sent] == ["first", "Echo: first", "second"]
     cell(ip, line, "first")  # the first cell, run again
     assert [m["content"] for m in openai_server.last_request.json["messages"]] == ["first"]
-    assert [e.prompt for e in ip.lollms.conversation.exchanges] == ["first", "second"]
+    assert [e.prompt for e in ip.lollms.session.conversation.exchanges] == ["first", "second"]
     cap = cell(ip, "history")
     assert "[1] you: first" in cap.stdout and "[2] you: second" in cap.stdout
     assert "[3]" not in cap.stdout
@@ -211,7 +252,7 @@ def test_a_cell_id_identifies_the_cell_even_when_its_text_changes(ip, openai_ser
     monkeypatch.setattr(ip, "parent_header", {"metadata": {"cellId": "cell-a"}}, raising=False)
     cell(ip, line, "draft question")
     cell(ip, line, "better question")
-    assert [e.prompt for e in ip.lollms.conversation.exchanges] == ["better question"]
+    assert [e.prompt for e in ip.lollms.session.conversation.exchanges] == ["better question"]
 
 
 def test_new_starts_fresh_and_reset_clears(ip, openai_server):
@@ -219,9 +260,9 @@ def test_new_starts_fresh_and_reset_clears(ip, openai_server):
     cell(ip, line, "one")
     cell(ip, line + " --new", "two")
     assert len(openai_server.last_request.json["messages"]) == 1
-    assert len(ip.lollms.conversation) == 1
+    assert len(ip.lollms.session.conversation) == 1
     assert "cleared" in cell(ip, "reset").stdout
-    assert len(ip.lollms.conversation) == 0
+    assert len(ip.lollms.session.conversation) == 0
 
 
 def test_history_is_trimmed_to_the_context(ip, openai_server):
@@ -284,33 +325,46 @@ def test_interrupt_keeps_the_partial_answer(ip, openai_server):
     timer.cancel()
     partial = ip.user_ns["part"]
     assert 0 < len(partial) < len(" tok" * 100)
-    assert final(cap).data["text/markdown"] == partial
-    assert final(cap).metadata["lollms_magics"]["interrupted"] is True
+    assert final(cap).data["text/markdown"] == (
+        partial + "\n\n**⚠ incomplete** — interrupted: the answer was stopped before its end"
+    )
+    assert final(cap).data["text/plain"] == partial
+    metadata = final(cap).metadata["lollms_magics"]
+    assert metadata["interrupted"] is True and metadata["incomplete"] is True
+    assert metadata["finish_reason"] == "cancelled"
     assert "interrupted" in cap.stderr
-    assert len(ip.lollms.conversation) == 0
+    assert len(ip.lollms.session.conversation) == 0
     assert openai_server.wait_for_disconnect()  # the stream was closed at once
 
 
-def test_midstream_failure_keeps_the_partial_answer(ip, openai_server):
-    cap = cell(ip, f"-b openai --host {openai_server.url} -m fail-midstream -o part", "abcdefghij")
+def test_midstream_failure_fails_the_cell_and_keeps_the_partial_answer(ip, openai_server):
+    error, cap = failing_cell(
+        ip, f"-b openai --host {openai_server.url} -m fail-midstream -o part", "abcdefghij"
+    )
     partial = ip.user_ns["part"]
     assert partial and "Echo: abcdefghij".startswith(partial) and partial != "Echo: abcdefghij"
-    assert final(cap).data["text/markdown"] == partial
-    assert "error" in final(cap).metadata["lollms_magics"]
-    assert cap.stderr.startswith("lollms: ") and cap.stderr.count("\n") == 1
+    message = f"openai at {openai_server.url}/v1: the server reported an error: boom"
+    assert final(cap).data["text/markdown"] == (
+        f"{partial}\n\n**⚠ incomplete** — the answer stopped: {message}"
+    )
+    assert final(cap).metadata["lollms_magics"]["error"] == message
+    assert type(error).__name__ == "CellFailure"
+    assert cap.stdout.strip().splitlines() == [f"\x1b[0;31mlollms: {message}\x1b[0m"]
     assert "Traceback" not in cap.stderr + cap.stdout
 
 
 def test_debug_shows_the_traceback(ip, openai_server):
     openai_server.fail_next.extend([(500, {})] * 3)  # the first try and both retries
-    cap = cell(ip, f"-b openai --host {openai_server.url} --debug", "hi")
-    assert cap.stderr.startswith("lollms: ") and "500" in cap.stderr
-    assert "ServerError" in cap.stdout and "base.py" in cap.stdout  # the traceback
+    error, cap = failing_cell(ip, f"-b openai --host {openai_server.url} --debug", "hi")
+    assert type(error).__name__ == "ServerError" and "500" in str(error)
+    assert "Traceback" in cap.stdout and "http.py" in cap.stdout  # the whole traceback
 
 
-def test_unreachable_server_is_one_line(ip):
-    cap = cell(ip, "-b ollama --host http://127.0.0.1:9", "hi")
-    assert cap.stderr.startswith("lollms: cannot reach ollama") and cap.stderr.count("\n") == 1
+def test_unreachable_server_fails_the_cell_in_one_line(ip):
+    error, cap = failing_cell(ip, "-b ollama --host http://127.0.0.1:9", "hi")
+    lines = cap.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("\x1b[0;31mlollms: cannot reach ollama at http://127.0.0.1:9")
+    assert "start it with `ollama serve`" in lines[0]
     assert cap.outputs == []
 
 
@@ -366,7 +420,7 @@ def test_config_and_environment_choose_the_default(ip, openai_server, monkeypatc
 
 
 def test_automatic_choice_is_made_once(ip, openai_server, monkeypatch):
-    auto = pytest.importorskip("lollms_magics.core.auto")
+    from lollms_magics.core import auto
     calls = []
 
     def choose(timeout=0.5):
@@ -381,15 +435,17 @@ def test_automatic_choice_is_made_once(ip, openai_server, monkeypatch):
 
 
 def test_no_backend_is_one_line(ip, monkeypatch):
-    auto = pytest.importorskip("lollms_magics.core.auto")
+    from lollms_magics.core import auto
     from lollms_magics.errors import NoBackendError
 
     def choose(timeout=0.5):
         raise NoBackendError("no model found; start Ollama or LoLLMs, or use %lollms use")
 
     monkeypatch.setattr(auto, "choose_binding", choose)
-    cap = cell(ip, "", "hi")
-    assert cap.stderr == "lollms: no model found; start Ollama or LoLLMs, or use %lollms use\n"
+    error, cap = failing_cell(ip, "", "hi")
+    assert cap.stdout == (
+        "\x1b[0;31mlollms: no model found; start Ollama or LoLLMs, or use %lollms use\x1b[0m\n"
+    )
     assert "binding  none: no model found" in cell(ip, "status").stdout
 
 
@@ -397,9 +453,9 @@ def test_bindings_are_cached_per_server(ip, openai_server):
     line = f"-b openai --host {openai_server.url}"
     cell(ip, line, "a")
     cell(ip, line, "b")
-    assert len(ip.lollms._bindings) == 1
+    assert len(ip.lollms.session._bindings) == 1
     cell(ip, line + " -m vision-model", "c")
-    assert len(ip.lollms._bindings) == 2
+    assert len(ip.lollms.session._bindings) == 2
 
 
 # -- load cost ------------------------------------------------------------------------
@@ -422,7 +478,7 @@ def test_load_ext_imports_nothing_heavy():
 
 
 def test_bad_values_fail_before_the_automatic_choice(ip, monkeypatch):
-    auto = pytest.importorskip("lollms_magics.core.auto")
+    from lollms_magics.core import auto
 
     def choose(timeout=0.5):
         raise AssertionError("the automatic choice ran before the options were checked")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import re
 import secrets
 
 import nbformat
@@ -55,12 +56,9 @@ def test_keys_stay_out_of_the_saved_notebook(ip, openai_server, monkeypatch, tmp
     ]
     nb = new_notebook(cells=[new_code_cell("%load_ext lollms_magics")])
     for line, body in cells:
-        with capture_output() as captured:
-            if body is None:
-                ip.run_line_magic("lollms", line)
-            else:
-                ip.run_cell_magic("lollms", line, body)
         source = f"%lollms {line}" if body is None else f"%%lollms {line}\n{body}"
+        with capture_output() as captured:
+            ip.run_cell(source)  # as a notebook runs it: failures are shown, not raised
         nb.cells.append(new_code_cell(source, outputs=_outputs(captured)))
 
     # The keys were really used: the first from the environment, then the typed one.
@@ -78,12 +76,12 @@ def test_keys_stay_out_of_the_saved_notebook(ip, openai_server, monkeypatch, tmp
     assert "Echo: Say hello" in saved and "lollms_magics" in saved
     assert ENV_KEY not in saved
     assert TYPED_KEY not in saved
-    assert ENV_KEY not in repr(ip.lollms.conversation.exchanges)
-    assert TYPED_KEY not in repr(ip.lollms.conversation.exchanges)
+    assert ENV_KEY not in repr(ip.lollms.session.conversation.exchanges)
+    assert TYPED_KEY not in repr(ip.lollms.session.conversation.exchanges)
 
 
 def test_a_real_kernel_saves_answers_and_no_key(openai_server, monkeypatch, tmp_path):
-    nbclient = pytest.importorskip("nbclient")
+    import nbclient
     openai_server.api_key = ENV_KEY
     monkeypatch.setenv("OPENAI_API_KEY", ENV_KEY)  # the kernel inherits it
     nb = new_notebook(cells=[
@@ -100,14 +98,50 @@ def test_a_real_kernel_saves_answers_and_no_key(openai_server, monkeypatch, tmp_
     assert ENV_KEY not in saved
     count_cell = nb.cells[1].outputs
     assert len(count_cell) == 1  # the live view was replaced by the final answer
-    assert count_cell[0].data["text/markdown"] == " tok" * 300
+    answer, footer = count_cell[0].data["text/markdown"].split("\n\n")
+    assert answer == " tok" * 300
+    assert re.fullmatch(r"<sub>count-300 · 300 tokens · \d+\.\d tok/s · \d+\.\d s</sub>", footer)
+    assert count_cell[0].data["text/plain"] == " tok" * 300
     assert count_cell[0].metadata["lollms_magics"]["binding"] == "openai"
     assert nb.cells[3].outputs[0].text == "Echo: What is {1+1}?\n"
+
+
+def test_a_failing_cell_stops_a_real_run_all_with_one_line(openai_server, monkeypatch):
+    import nbclient
+    from nbclient.exceptions import CellExecutionError
+
+    monkeypatch.setenv("OPENAI_API_KEY", ENV_KEY)
+    nb = new_notebook(cells=[
+        new_code_cell("%load_ext lollms_magics"),
+        new_code_cell(f"%%lollms -b openai --host {openai_server.url} -m fail-midstream -o part\nabcdefghij"),
+        new_code_cell("print('this cell must not run')"),
+    ])
+    with pytest.raises(CellExecutionError):
+        nbclient.NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    outputs = nb.cells[1].outputs
+    error = [o for o in outputs if o.output_type == "error"]
+    assert len(error) == 1 and error[0].ename == "CellFailure"
+    assert error[0].traceback == [
+        f"\x1b[0;31mlollms: openai at {openai_server.url}/v1: the server reported an error: boom\x1b[0m"
+    ]
+    shown = [o for o in outputs if o.output_type in ("display_data", "execute_result")]
+    assert "**⚠ incomplete**" in shown[-1].data["text/markdown"]  # the partial text stays, marked
+    assert nb.cells[2].outputs == []  # Run All stopped at the failure
+    assert ENV_KEY not in str(nb)
 
 
 def test_a_prompt_holding_a_key_is_refused(ip, openai_server, monkeypatch):  # noqa: F811
     monkeypatch.setenv("OPENAI_API_KEY", ENV_KEY)
     with pytest.raises(UsageError, match="holds an API key") as info:
         ip.run_cell_magic("lollms", f"-b openai --host {openai_server.url}", f"my key is {ENV_KEY}")
+    assert ENV_KEY not in str(info.value)
+    assert openai_server.requests == []
+
+
+def test_a_key_reached_through_a_variable_is_refused(ip, openai_server, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("OPENAI_API_KEY", ENV_KEY)
+    ip.user_ns["creds"] = {"key": ENV_KEY}
+    with pytest.raises(UsageError, match="holds an API key") as info:
+        ip.run_cell_magic("lollms", f"-b openai --host {openai_server.url}", "use {creds['key']}")
     assert ENV_KEY not in str(info.value)
     assert openai_server.requests == []

@@ -39,9 +39,10 @@ if TYPE_CHECKING:
     from ..bindings.base import Binding
     from ..response import Response
     from ..schema import ModelInfo
+    from ..summarize.result import Summary
     from ..tti.base import ImageBinding, ImageResult
 
-__all__ = ["Session", "Status", "Target", "default_session"]
+__all__ = ["Session", "Status", "Target", "default_session", "summarize"]
 
 ENV_BINDING, ENV_MODEL, ENV_HOST = "LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST"
 
@@ -128,10 +129,12 @@ class Session:
         host: str | None = None,
         *,
         api_key: str | None = None,
+        reason: str = "set with Session.use",
     ) -> Target | None:
         """Make ``binding`` (and ``model``, ``host``) the default; ``"auto"`` returns to the automatic choice.
 
-        ``binding`` may carry its model: ``"ollama:llama3.2:1b"``.
+        ``binding`` may carry its model: ``"ollama:llama3.2:1b"``. ``reason``
+        is what :meth:`status` says of the choice.
         """
         from ..bindings import binding_class
 
@@ -144,7 +147,7 @@ class Session:
         if api_key:
             self.keys.set(name, api_key)
             self.forget_bindings(name)
-        self._chosen = Target(name, model or inline_model or None, host, "set with use")
+        self._chosen = Target(name, model or inline_model or None, host, reason)
         return self._chosen
 
     def configured(self) -> Target | None:
@@ -408,7 +411,6 @@ class Session:
             f"{len(self.conversation)} exchange(s){held}, ~{tokens} of {window} tokens",
         )]
 
-
     # -- pictures (text-to-image) -----------------------------------------------------
     # The image backend is kept apart from the text one: use_image() (``%lollms tti use``)
     # chooses it, else the automatic choice probes the image servers on their usual
@@ -519,6 +521,30 @@ class Session:
             made.close()
         cache.clear()
 
+    # -- long documents -------------------------------------------------------------
+
+    def summarize(
+        self,
+        source: Any,
+        *,
+        binding: str | None = None,
+        model: str | None = None,
+        host: str | None = None,
+        hosts: Sequence[str] | None = None,
+        **options: Any,
+    ) -> Summary:
+        """Summarize a document longer than the context; see :func:`lollms_magics.summarize.summarize`.
+
+        ``source`` is text, a DataFrame, a file, a folder, a glob or a URL;
+        ``hosts`` (server URLs of the same binding) share the work, each with
+        ``concurrency`` requests at once; ``options`` are ``summarize``'s
+        (``mode``, ``instruction``, ``format``, ``ctx_size``, ``progress``...).
+        """
+        from ..summarize import summarize
+
+        urls: Sequence[str | None] = list(hosts) if hosts else [host]
+        return summarize(source, [self.binding(self.target(binding, model, url)) for url in urls], **options)
+
 
 def _counter(binding: Binding | None) -> Any:
     """The cheapest faithful token counter for ``binding``: its own local tokenizer, else the estimate."""
@@ -568,3 +594,8 @@ def default_session() -> Session:
     if _default is None:
         _default = Session()
     return _default
+
+
+def summarize(source: Any, **options: Any) -> Summary:
+    """``lollms_magics.summarize(source, ...)``: :meth:`Session.summarize` on the kernel's default session."""
+    return default_session().summarize(source, **options)

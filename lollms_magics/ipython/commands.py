@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from ..bindings import binding_class, binding_names
 from ..core.session import _safe_host
 from ..errors import UnknownBindingError
 from . import image
 from .args import PROMPT_PARSER, Parser, split_options
+from .summarize import PARSER as SUMMARIZE_PARSER
+from .summarize import USAGE as SUMMARIZE_USAGE
+from .summarize import summarize_command
 
 if TYPE_CHECKING:
     from .magics import LollmsMagics
@@ -98,6 +100,8 @@ def run(magics: LollmsMagics, line: str, cell: str | None = None) -> bool:
 
 
 def _bindings(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+    from ..bindings import binding_names
+
     current = magics.session.last or magics.session.configured()
     for name in binding_names():
         mark = "*" if current is not None and current.name == name else " "
@@ -123,7 +127,7 @@ def _use(magics: LollmsMagics, args: Any, cell: str | None) -> None:
         print("lollms: back to the automatic choice (made again at the next prompt)")
         return
     try:
-        target = magics.session.use(spec, args.model, args.host)
+        target = magics.session.use(spec, args.model, args.host, reason="set with %lollms use")
     except UnknownBindingError as exc:
         raise UsageError(f"%lollms use: {exc}") from None
     assert target is not None
@@ -156,6 +160,8 @@ def _reset(magics: LollmsMagics, args: Any, cell: str | None) -> None:
 
 
 def _key(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+    from ..bindings import binding_class
+
     name = args.words[0]
     try:
         binding_class(name)
@@ -199,6 +205,10 @@ COMMANDS: dict[str, Command] = {
     "history": Command(_history, (0, 0), "%lollms history", "show the conversation"),
     "reset": Command(_reset, (0, 0), "%lollms reset", "start a new conversation"),
     "key": Command(_key, (1, 1), "%lollms key BINDING", "type a binding's API key (hidden)"),
+    "summarize": Command(
+        summarize_command, (0, 1), SUMMARIZE_USAGE, "summarize a long document, file, URL or variable",
+        parser=SUMMARIZE_PARSER, cell=True,
+    ),
     "help": Command(_help, (0, 0), "%lollms help", "this help"),
     "image": Command(image.image, (0, 0), "%lollms image PROMPT [-W 768 -H 512 ...]", "make pictures",
                      parser=image.IMAGE_PARSER, cell=True),

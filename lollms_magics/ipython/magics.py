@@ -89,10 +89,12 @@ class LollmsMagics(Magics):
         return os.environ.get(ENV_HOST, "")
 
     def __init__(self, shell: Any = None, session: Session | None = None, **kwargs: Any) -> None:
-        super().__init__(shell, **kwargs)
+        # Set before the traits: configuration applied by the base class
+        # notifies _on_setting, which needs the session.
         self.session = session or default_session()
         self._configured_use: tuple[str, str, str] | None = None
         self._code_cells: set[str] = set()  # cells whose -f code already added a cell
+        super().__init__(shell, **kwargs)
         self._sync()
 
     @observe(
