@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from lollms_magics.bindings import lollms, ollama
-from lollms_magics.bindings.llamacpp import LlamaCppBinding
 from lollms_magics.bindings.base import Probe
+from lollms_magics.bindings.llamacpp import LlamaCppBinding
 from lollms_magics.core import auto
 from lollms_magics.errors import NoBackendError
 from tests.servers import LOLLMS_KEY
@@ -212,7 +212,6 @@ def test_the_chosen_lollms_binding_does_not_probe_again(
     nothing_runs: pytest.MonkeyPatch, lollms_webui_server
 ) -> None:
     from lollms_magics import get_binding
-    from lollms_magics.bindings import lollms as lollms_module
 
     nothing_runs.setattr(lollms, "WEBUI_HOST", lollms_webui_server.url)
     choice = auto.choose_binding()

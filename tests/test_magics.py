@@ -15,8 +15,8 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from lollms_magics.ipython.display import bundle, first_code_block
 from lollms_magics.core.session import Session
+from lollms_magics.ipython.display import bundle, first_code_block
 from lollms_magics.ipython.magics import LollmsMagics
 from tests.servers import LOLLMS_KEY, tiny_png
 
@@ -361,7 +361,7 @@ def test_debug_shows_the_traceback(ip, openai_server):
 
 
 def test_unreachable_server_fails_the_cell_in_one_line(ip):
-    error, cap = failing_cell(ip, "-b ollama --host http://127.0.0.1:9", "hi")
+    _, cap = failing_cell(ip, "-b ollama --host http://127.0.0.1:9", "hi")
     lines = cap.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("\x1b[0;31mlollms: cannot reach ollama at http://127.0.0.1:9")
     assert "start it with `ollama serve`" in lines[0]
@@ -442,7 +442,7 @@ def test_no_backend_is_one_line(ip, monkeypatch):
         raise NoBackendError("no model found; start Ollama or LoLLMs, or use %lollms use")
 
     monkeypatch.setattr(auto, "choose_binding", choose)
-    error, cap = failing_cell(ip, "", "hi")
+    _, cap = failing_cell(ip, "", "hi")
     assert cap.stdout == (
         "\x1b[0;31mlollms: no model found; start Ollama or LoLLMs, or use %lollms use\x1b[0m\n"
     )
