@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "Response": "lollms_magics.response",
     "Session": "lollms_magics.core.session",
     "default_session": "lollms_magics.core.session",
+    "summarize": "lollms_magics.core.session",
     "LollmsMagicsError": "lollms_magics.errors",
     "BindingError": "lollms_magics.errors",
 }
@@ -55,6 +56,7 @@ __all__ = [
     "default_session",
     "get_binding",
     "load_ipython_extension",
+    "summarize",
     "unload_ipython_extension",
 ]
 

@@ -111,8 +111,8 @@ class TextBar:
             self.stream.flush()
             return
         self.stream.write("\r" + describe(event, self.width))
-        if event.phase == "done":
-            self.stream.write("\n")
+        if event.phase in ("final", "done", "stopped"):
+            self.stream.write("\n")  # the summary streams below the bar
         self.stream.flush()
 
 
