@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import secrets
 import time
 import uuid
@@ -48,6 +49,7 @@ __all__ = ["ComfyUIBinding", "default_workflow", "fill_workflow", "load_workflow
 
 _SAMPLERS = ("KSampler", "KSamplerAdvanced")
 _LATENTS = ("EmptyLatentImage", "EmptySD3LatentImage")
+_PLACEHOLDER = re.compile(r"\{(negative_prompt|prompt)\}")
 
 
 def default_workflow() -> dict[str, Any]:
@@ -98,19 +100,23 @@ def fill_workflow(
 ) -> dict[str, Any]:
     """``graph`` with the request's prompt, size, seed, steps, cfg and checkpoint filled in."""
     graph = copy.deepcopy(graph)
-    placeholders = False
-    for node in graph.values():
+    values = {"prompt": request.prompt, "negative_prompt": request.negative_prompt}
+    templated = set()  # nodes whose text held a placeholder: they are filled already
+    for node_id, node in graph.items():
         for name, value in (node.get("inputs") or {}).items():
-            if isinstance(value, str) and ("{prompt}" in value or "{negative_prompt}" in value):
-                node["inputs"][name] = value.replace("{negative_prompt}", request.negative_prompt).replace(
-                    "{prompt}", request.prompt
-                )
-                placeholders = True
+            if isinstance(value, str) and _PLACEHOLDER.search(value):
+                node["inputs"][name] = _PLACEHOLDER.sub(lambda m: values[m.group(1)], value)
+                templated.add(node_id)
     for sampler in _nodes(graph, _SAMPLERS):
         inputs = sampler.setdefault("inputs", {})
         for field, text in (("positive", request.prompt), ("negative", request.negative_prompt)):
-            target = _linked(graph, inputs.get(field))
-            if not placeholders and target is not None and isinstance(target["inputs"].get("text"), str):
+            link = inputs.get(field)
+            target = _linked(graph, link)
+            if (
+                target is not None
+                and str(link[0]) not in templated
+                and isinstance(target["inputs"].get("text"), str)
+            ):
                 target["inputs"]["text"] = text
         inputs["noise_seed" if sampler["class_type"] == "KSamplerAdvanced" else "seed"] = seed
         if request.steps is not None:

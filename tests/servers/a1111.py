@@ -400,6 +400,7 @@ class A1111Server(LoopbackServer):
                 "steps_done": steps_done,
                 "interrupted": s.interrupted,
                 "checkpoint": checkpoint,
+                "seed": seed,
             }
         )
         s.reset()
