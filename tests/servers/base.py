@@ -9,6 +9,10 @@ off, or goes silent.
 
 Reply content is deterministic: see :func:`plan_reply` for the magic model
 names (``count-N``, ``slow``, ``fail-midstream``, ``truncate`` ...).
+The ``think`` models (:data:`REASONING_MODELS`) answer the usual echo after
+some reasoning (:data:`REASONING_TEXT`), which each protocol sends in its own
+field. A stalled stream watches its socket, so a client that hangs up during
+the silence is recorded in ``disconnects`` as one that hangs up during writes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import select
 import socket
 import struct
 import sys
@@ -106,6 +111,11 @@ FAULT_NAMES = (
     "slow",  # slow_pieces pieces, slow_delay seconds apart
 )
 _COUNT_RE = re.compile(r"^count-(\d+)$")
+# Models that reason before answering: "think" in llama.cpp's and DeepSeek's
+# field (``reasoning_content``; Ollama: ``thinking``), "think-vllm" in current
+# vLLM's and Ollama /v1's (``reasoning``).
+REASONING_MODELS = ("think", "think-vllm")
+REASONING_TEXT = "The user wants an echo; "  # cut into pieces like an answer
 
 
 @dataclass
@@ -135,7 +145,12 @@ def base_model_name(model: str) -> str:
 
 def is_special_model(model: str) -> bool:
     name = base_model_name(model)
-    return name in FAULT_NAMES or bool(_COUNT_RE.match(name))
+    return name in FAULT_NAMES or name in REASONING_MODELS or bool(_COUNT_RE.match(name))
+
+
+def reasoning_of(model: str) -> list[str]:
+    """The reasoning pieces a ``think`` model sends before its answer (else none)."""
+    return split_pieces(REASONING_TEXT) if base_model_name(model) in REASONING_MODELS else []
 
 
 def plan_reply(
@@ -271,9 +286,15 @@ class Stream:
         self.closed = True
 
     def stall(self, timeout: float | None = None) -> None:
-        """Send nothing until the server stops or *timeout* passes."""
+        """Send nothing until the server stops, *timeout* passes or the client hangs up."""
         self.flush()
-        self.server._stopping.wait(self.server.stall_timeout if timeout is None else timeout)
+        end = time.monotonic() + (self.server.stall_timeout if timeout is None else timeout)
+        while not self.server._stopping.wait(0.01):
+            if self.ex.peer_closed():
+                self.server._note_disconnect(self.ex.req)
+                return
+            if time.monotonic() >= end:
+                return
 
     def sleep(self, seconds: float) -> bool:
         """Pause between events; False when the server is stopping."""
@@ -333,6 +354,15 @@ class Exchange:
         except OSError as exc:  # e.g. socket already shut down by stop()
             self.h.close_connection = True
             raise ClientGone() from exc
+
+    def peer_closed(self) -> bool:
+        """True when the client closed its end (the socket reads end-of-file)."""
+        conn = self.h.connection
+        try:
+            readable, _, _ = select.select([conn], [], [], 0)
+            return bool(readable) and conn.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def abort(self) -> None:
         self.h.close_connection = True
