@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lollms_magics import get_binding  # noqa: E402
+from tests.servers import LOLLMS_KEY  # noqa: E402
 
 
 def start_server(kind: str) -> tuple[subprocess.Popen[str], str]:
@@ -54,17 +55,19 @@ def start_server(kind: str) -> tuple[subprocess.Popen[str], str]:
 # -- plain readers: the floor each binding is compared with -----------------
 
 
-def plain_openai(client: httpx.Client, url: str, n: int) -> int:
+def plain_openai(client: httpx.Client, url: str, n: int, lollms_v1: bool = False) -> int:
     # The same request as the binding's, so both read the same stream (with
     # include_usage, OpenAI-style servers add "usage": null to every chunk).
-    body = {
-        "model": f"count-{n}",
+    body: dict[str, object] = {
+        "model": f"ollama/count-{n}" if lollms_v1 else f"count-{n}",
         "messages": [{"role": "user", "content": "go"}],
         "stream": True,
-        "stream_options": {"include_usage": True},
     }
+    if not lollms_v1:  # the LoLLMs binding does not ask for usage
+        body["stream_options"] = {"include_usage": True}
+    headers = {"Authorization": f"Bearer {LOLLMS_KEY}"} if lollms_v1 else {}
     count = 0
-    with client.stream("POST", url + "/v1/chat/completions", json=body) as r:
+    with client.stream("POST", url + "/v1/chat/completions", json=body, headers=headers) as r:
         for line in r.iter_lines():
             if line.startswith("data: "):
                 payload = line[6:]
@@ -98,12 +101,17 @@ def plain_lollms(client: httpx.Client, url: str, n: int) -> int:
     return count
 
 
+def plain_lollms_v1(client: httpx.Client, url: str, n: int) -> int:
+    return plain_openai(client, url, n, lollms_v1=True)
+
+
 PLAIN: dict[str, Callable[[httpx.Client, str, int], int]] = {
     "openai": plain_openai,
     "ollama": plain_ollama,
     "lollms_webui": plain_lollms,
+    "lollms": plain_lollms_v1,
 }
-BINDING = {"openai": "openai", "ollama": "ollama", "lollms_webui": "lollms"}
+BINDING = {"openai": "openai", "ollama": "ollama", "lollms_webui": "lollms", "lollms": "lollms"}
 
 
 def measure(fn: Callable[[], int]) -> tuple[float, float, int]:
@@ -117,8 +125,13 @@ def run_protocol(kind: str, n: int, rounds: int) -> list[dict[str, object]]:
     plain = PLAIN[kind]
     proc, url = start_server(kind)
     client = httpx.Client(timeout=60)
-    extra = {"protocol": "webui"} if kind == "lollms_webui" else {}
-    binding = get_binding(BINDING[kind], host=url, model=f"count-{n}", **extra)
+    extra: dict[str, str] = {}
+    model = f"count-{n}"
+    if kind == "lollms_webui":
+        extra = {"protocol": "webui"}
+    elif kind == "lollms":
+        extra, model = {"protocol": "v1", "api_key": LOLLMS_KEY}, f"ollama/count-{n}"
+    binding = get_binding(BINDING[kind], host=url, model=model, **extra)
     readers: dict[str, Callable[[], int]] = {
         "plain httpx": lambda: plain(client, url, n),
         "binding": lambda: sum(1 for _ in binding.generate("go")),

@@ -164,7 +164,7 @@ class OpenAIBinding(HTTPBinding):
             delta = choice.get("delta")
             if delta:
                 text = delta.get("content")
-                if len(delta) > 1:  # more than the content: reasoning, a role...
+                if text is None or len(delta) > 1:  # more than the content: reasoning, a role...
                     reasoning = delta.get("reasoning") or delta.get("reasoning_content")
                     if reasoning:
                         response.add_reasoning(reasoning)

@@ -326,7 +326,7 @@ class Session:
                 f"the {window}-token window"
             )
         previous = self.conversation.context(key)
-        if fitted.kept and previous and previous[-1].backend != target.label:
+        if fitted.kept and previous and not _same_backend(previous[-1].backend, target):
             notes.append(
                 f"continuing the conversation held with {previous[-1].backend} "
                 "(--new starts a new one)"
@@ -337,7 +337,8 @@ class Session:
         self, response: Response, key: str, prompt: str, images: list[Any], target: Target
     ) -> None:
         if response.done:
-            exchange = Exchange(key, prompt, response.text, images, target.label)
+            backend = f"{target.name}:{response.model}" if response.model else target.name
+            exchange = Exchange(key, prompt, response.text, images, backend)
             self.conversation.record(exchange, keep=self.max_history)
 
     def _after(self, response: Response, target: Target) -> None:
@@ -544,6 +545,12 @@ class Session:
 
         urls: Sequence[str | None] = list(hosts) if hosts else [host]
         return summarize(source, [self.binding(self.target(binding, model, url)) for url in urls], **options)
+
+
+def _same_backend(backend: str, target: Target) -> bool:
+    """Whether an exchange's ``binding:model`` is what ``target`` names (its model may be unknown yet)."""
+    name, _, model = backend.partition(":")
+    return name == target.name and (target.model is None or model == target.model)
 
 
 def _counter(binding: Binding | None) -> Any:

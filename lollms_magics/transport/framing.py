@@ -52,9 +52,8 @@ def ndjson_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield pending
 
 
-def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """SSE lines, without their ending (``\\r\\n``, ``\\n`` or ``\\r``)."""
-    pending = b""
+def _normalized(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The chunks with every SSE line end (``\\r\\n``, ``\\r``) made a ``\\n``."""
     after_cr = False  # the last chunk ended with "\r": a "\n" opening the next is the same line end
     for chunk in chunks:
         if after_cr and chunk[:1] == b"\n":
@@ -65,13 +64,20 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         if b"\r" in chunk:
             after_cr = chunk.endswith(b"\r")
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if pending:
-            chunk = pending + chunk
-        lines = chunk.split(b"\n")
-        pending = lines.pop()
-        yield from lines
-    if pending:
-        yield pending
+        yield chunk
+
+
+def _event_data(block: bytes) -> bytes | None:
+    """The data of one event's lines (None when it has no data field)."""
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if line.startswith(b"data:"):
+            value = line[5:]
+            data.append(value[1:] if value[:1] == b" " else value)
+        elif line.startswith(b"error:"):
+            value = line[6:]
+            raise SSEErrorField(value[1:] if value[:1] == b" " else value)
+    return b"\n".join(data) if data else None
 
 
 def sse_data(chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -82,18 +88,23 @@ def sse_data(chunks: Iterable[bytes]) -> Iterator[bytes]:
     the stream ends in the middle of is dropped, as the rules say, except a
     lone ``[DONE]``, which some servers send without the blank line after it.
     """
-    data: list[bytes] = []
-    for line in _lines(chunks):
-        if not line:
-            if data:
-                yield data[0] if len(data) == 1 else b"\n".join(data)
-                data = []
+    pending = b""
+    for chunk in _normalized(chunks):
+        if pending:
+            chunk = pending + chunk
+        if b"\n\n" not in chunk:
+            pending = chunk
             continue
-        if line.startswith(b"data:"):
-            value = line[5:]
-            data.append(value[1:] if value[:1] == b" " else value)
-        elif line.startswith(b"error:"):
-            value = line[6:]
-            raise SSEErrorField(value[1:] if value[:1] == b" " else value)
-    if data == [b"[DONE]"]:
-        yield data[0]
+        blocks = chunk.split(b"\n\n")
+        pending = blocks.pop()
+        for block in blocks:
+            # The usual event is one "data: ..." line: read it without splitting lines.
+            if block[:5] == b"data:" and b"\n" not in block:
+                value = block[5:]
+                yield value[1:] if value[:1] == b" " else value
+                continue
+            data = _event_data(block)
+            if data is not None:
+                yield data
+    if pending.strip(b"\n") in (b"data: [DONE]", b"data:[DONE]"):
+        yield b"[DONE]"
