@@ -1,0 +1,119 @@
+"""``lc.tti``: lollms-client's text-to-image interface over the image bindings.
+
+lollms-client's TTI bindings answer ``list_services()``, ``get_settings()``
+and ``set_settings()`` even when their server has no such call (the new
+LoLLMs server, DALL-E): with ``[]``, ``{}`` and ``False``. The course's script
+relies on it (it prints "No TTI services listed" and goes on to make the
+picture), so an image binding's ``UnsupportedFeatureError`` becomes those
+values here; every other failure raises, as in lollms-client.
+
+For lollms-webui (9600) the three calls need the ``client_id`` of an open
+web UI session: lollms-client takes it from ``service_key`` or a
+``client_id=`` argument, and so does this class (else ``LOLLMS_CLIENT_ID``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..tti.base import ImageBinding
+
+__all__ = ["CourseTTI"]
+
+
+class CourseTTI:
+    """An image binding with lollms-client's method names and return values.
+
+    ``binding`` is the :class:`~lollms_magics.tti.base.ImageBinding` underneath;
+    other attributes (``create_images``, ``list_models``...) are its own.
+    """
+
+    def __init__(self, binding: ImageBinding, binding_name: str) -> None:
+        self.binding = binding
+        self.binding_name = binding_name
+        self._by_client: dict[str, ImageBinding] = {}
+
+    @property
+    def host_address(self) -> str:
+        """The image server's address."""
+        return self.binding.host
+
+    def _for(self, client_id: str | None) -> ImageBinding:
+        """The binding that sends ``client_id`` (lollms-webui), made once per id."""
+        if not client_id or client_id == getattr(self.binding, "_client_id", None):
+            return self.binding
+        made = self._by_client.get(client_id)
+        if made is None:
+            from ..tti import get_image_binding
+
+            made = get_image_binding(
+                self.binding.name, self.binding.host, self.binding.model, self.binding._api_key,
+                client_id=client_id,
+            )
+            self._by_client[client_id] = made
+        return made
+
+    def list_services(self, client_id: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        """The image services the server offers (``[{"name", "caption", "help"}]``); ``[]`` if unknown."""
+        from ..tti.base import UnsupportedFeatureError
+
+        try:
+            return self._for(client_id).list_services()
+        except UnsupportedFeatureError:
+            return []
+
+    def get_settings(self, client_id: str | None = None, **kwargs: Any) -> Any:
+        """The active service's settings (lollms-webui: ``[{"name", "type", "value", ...}]``); else ``{}``."""
+        from ..tti.base import UnsupportedFeatureError
+
+        try:
+            settings = self._for(client_id).get_settings()
+        except UnsupportedFeatureError:
+            return {}
+        return settings if settings else {}
+
+    def set_settings(self, settings: Any, client_id: str | None = None, **kwargs: Any) -> bool:
+        """Apply ``settings`` (the list ``get_settings`` gave, changed); False when the server cannot."""
+        from ..tti.base import UnsupportedFeatureError
+
+        try:
+            return bool(self._for(client_id).set_settings(settings))
+        except UnsupportedFeatureError:
+            return False
+
+    def generate_image(
+        self,
+        prompt: str,
+        negative_prompt: str = "",
+        width: int = 512,
+        height: int = 512,
+        client_id: str | None = None,
+        **kwargs: Any,
+    ) -> bytes:
+        """The encoded picture (JPEG from lollms-webui, PNG from most others); raises on failure.
+
+        ``kwargs`` go to the server: ``seed``, ``steps``, ``cfg_scale`` where
+        it honours them (a warning says when not), and server-specific fields.
+        """
+        kwargs.pop("n", None)  # one picture, as lollms-client's binding returns one
+        data = self._for(client_id).generate_image(prompt, negative_prompt, width, height, **kwargs)
+        return data if isinstance(data, bytes) else data[0]
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """The image models (lollms-client 1.x), as ``{"model_name": ...}`` dicts."""
+        return [{"model_name": m.name, **dict(m.details)} for m in self.binding.list_models()]
+
+    def close(self) -> None:
+        """Close the image bindings' connections."""
+        self.binding.close()
+        for made in self._by_client.values():
+            made.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "binding":
+            raise AttributeError(name)
+        return getattr(self.binding, name)
+
+    def __repr__(self) -> str:
+        return f"<CourseTTI {self.binding_name} at {self.binding.host}>"
