@@ -43,11 +43,21 @@ _EXPORTS: dict[str, str] = {
     "summarize": "lollms_magics.core.session",
     "LollmsMagicsError": "lollms_magics.errors",
     "BindingError": "lollms_magics.errors",
+    "LollmsClient": "lollms_magics.compat.client",
+    "MSG_TYPE": "lollms_magics.compat.enums",
+    "ELF_GENERATION_FORMAT": "lollms_magics.compat.enums",
+    "ELF_COMPLETION_FORMAT": "lollms_magics.compat.enums",
+    "SENDER_TYPES": "lollms_magics.compat.enums",
 }
 
 __all__ = [
+    "ELF_COMPLETION_FORMAT",
+    "ELF_GENERATION_FORMAT",
+    "MSG_TYPE",
+    "SENDER_TYPES",
     "Binding",
     "BindingError",
+    "LollmsClient",
     "LollmsMagicsError",
     "ModelInfo",
     "Response",
@@ -63,6 +73,8 @@ __all__ = [
 if TYPE_CHECKING:
     from .bindings import binding_names, get_binding
     from .bindings.base import Binding
+    from .compat.client import LollmsClient
+    from .compat.enums import ELF_COMPLETION_FORMAT, ELF_GENERATION_FORMAT, MSG_TYPE, SENDER_TYPES
     from .core.session import Session, default_session
     from .errors import BindingError, LollmsMagicsError
     from .response import Response
