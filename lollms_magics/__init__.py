@@ -66,11 +66,13 @@ __all__ = [
     "default_session",
     "get_binding",
     "load_ipython_extension",
+    "panels",
     "summarize",
     "unload_ipython_extension",
 ]
 
 if TYPE_CHECKING:
+    from . import panels
     from .bindings import binding_names, get_binding
     from .bindings.base import Binding
     from .compat.client import LollmsClient
@@ -82,6 +84,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "panels":  # a module; ipywidgets loads only when a panel is built
+        return importlib.import_module(".panels", __name__)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'lollms_magics' has no attribute {name!r}")
@@ -96,8 +100,11 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the ``%lollms`` / ``%%lollms`` magics (called by ``%load_ext``)."""
+    from .core.session import default_session
     from .ipython.magics import LollmsMagics
+    from .ipython.replay import start_from_environment
 
+    start_from_environment(default_session())  # LOLLMS_MAGICS_REPLAY / _RECORD
     ipython.register_magics(LollmsMagics)
 
 

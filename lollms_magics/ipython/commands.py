@@ -214,3 +214,4 @@ COMMANDS: dict[str, Command] = {
                      parser=image.IMAGE_PARSER, cell=True),
     "tti": Command(image.tti, (1, 99), image.TTI_USAGE, "the image backend", parser=image.TTI_PARSER),
 }
+from . import panel  # noqa: E402,F401  (registers its commands)

@@ -1,0 +1,81 @@
+"""``%lollms panel NAME``, and ipywidgets loaded only when a panel is built."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from lollms_magics.core.session import Session
+from lollms_magics.ipython.magics import LollmsMagics
+from lollms_magics.widgets.chat import ChatPanel
+from lollms_magics.widgets.settings import SettingsPanel
+
+
+def _modules_after(code: str) -> list[str]:
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_and_load_ext_do_not_import_ipywidgets():
+    loaded = _modules_after(
+        "import lollms_magics, lollms_magics.panels\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "InteractiveShell.instance().run_line_magic('load_ext', 'lollms_magics')\n"
+        "assert 'panel' in __import__('lollms_magics.ipython.commands').ipython.commands.COMMANDS"
+    )
+    assert "lollms_magics.ipython.panel" in loaded  # the probe really loaded the command
+    assert not [m for m in loaded if m.split(".")[0] == "ipywidgets"]
+
+
+def test_building_a_panel_imports_ipywidgets():
+    loaded = _modules_after("import lollms_magics\nlollms_magics.panels.settings()")
+    assert "ipywidgets" in loaded
+
+
+@pytest.fixture
+def ip():
+    shell = InteractiveShell.instance()
+    session = Session()
+    magics = LollmsMagics(shell=shell, session=session, footer=False)
+    shell.register_magics(magics)
+    yield shell, session
+    session.close()
+    shell.configurables.remove(magics)
+
+
+def shown_panel(cap):
+    """The panel object ``display()`` was given (the capture holds its widget view)."""
+    views = [o for o in cap.outputs if "application/vnd.jupyter.widget-view+json" in o.data]
+    assert len(views) == 1
+    return views[0].data["application/vnd.jupyter.widget-view+json"]["model_id"]
+
+
+@pytest.mark.parametrize("name,cls", [("chat", ChatPanel), ("settings", SettingsPanel), ("", SettingsPanel)])
+def test_the_magic_shows_a_panel_on_its_session(ip, monkeypatch, name, cls):
+    shell, session = ip
+    built = []
+    original = cls.__init__
+
+    def spy(self, s=None):
+        original(self, s)
+        built.append(self)
+
+    monkeypatch.setattr(cls, "__init__", spy)
+    with capture_output() as cap:
+        shell.run_line_magic("lollms", f"panel {name}".strip())
+    assert len(built) == 1 and built[0].session is session
+    assert shown_panel(cap) == built[0].widget.model_id
+
+
+def test_an_unknown_panel_is_a_usage_error(ip):
+    shell, _ = ip
+    with pytest.raises(UsageError, match=r"^%lollms panel: no panel named 'chart'; the panels are: "
+                                         r"settings, chat, image, summarize$"):
+        shell.run_line_magic("lollms", "panel chart")
