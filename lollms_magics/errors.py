@@ -14,6 +14,7 @@ from request headers.
     ├── DocumentError (ValueError)          a document to summarize that cannot be read
     └── BindingError                        anything a server or the network did
         ├── ServerUnreachableError          connection refused, DNS failure
+        │   └── NotRecordedError            a replay file holds no answer for the request
         ├── BindingTimeout                  no answer within the connect or read timeout
         ├── AuthenticationError             missing or rejected API key (401, 403)
         ├── UnknownModelError (KeyError)    the server does not have that model
@@ -43,6 +44,7 @@ __all__ = [
     "LollmsMagicsWarning",
     "MissingDependencyError",
     "NoBackendError",
+    "NotRecordedError",
     "PromptError",
     "ProtocolError",
     "RateLimitError",
@@ -136,6 +138,10 @@ class BindingError(LollmsMagicsError):
 
 class ServerUnreachableError(BindingError):
     """Raised when the server cannot be reached (refused, unknown host...)."""
+
+
+class NotRecordedError(ServerUnreachableError):
+    """Raised when a replay file holds no answer for a request and no live fallback was asked for."""
 
 
 class BindingTimeout(BindingError):

@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..response import Response
 from ..schema import GenerationRequest, ModelInfo
+from ..transport import tape
 from .base import Binding, Probe
 
 __all__ = ["DEFAULT_MODEL_FILE", "LlamaCppBinding", "default_model_path", "load_model"]
@@ -276,6 +277,15 @@ class LlamaCppBinding(Binding):
     def _generate(self, request: GenerationRequest, response: Response) -> Iterator[str]:
         path = self._path if request.model in (None, self.model) else self._resolve(request.model)
         response.model = _model_name(path)
+        # The seam of record and replay (there is no HTTP to record here): the
+        # answer is decided by this call, and tape.run_local may serve it from a
+        # replay file without loading the model, or record what run() streams.
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        call = {"binding": self.name, "model": response.model, "messages": messages,
+                "options": dict(request.options)}
+        yield from tape.run_local(call, lambda: self._run(path, request, response), response)
+
+    def _run(self, path: Path, request: GenerationRequest, response: Response) -> Iterator[str]:
         options = dict(request.options)
         kept = self._llama(path, options.pop("ctx_size", None))
         if not kept.busy.acquire(blocking=False):

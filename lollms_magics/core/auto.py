@@ -86,7 +86,13 @@ def choose_binding(timeout: float = 0.5) -> AutoChoice:
     import httpx
 
     candidates = _candidates()
-    client = httpx.Client(timeout=httpx.Timeout(timeout), trust_env=False, follow_redirects=False)
+    from ..transport import tape
+
+    # Through the tape hook, so that a recorded notebook makes the same choice when replayed.
+    client = httpx.Client(
+        timeout=httpx.Timeout(timeout), trust_env=False, follow_redirects=False,
+        transport=tape.wrap(None, verify=True, trust_env=False),
+    )
     pool = ThreadPoolExecutor(max_workers=max(1, len(candidates)), thread_name_prefix="lollms-probe")
     unusable: list[str] = []
     silent: list[str] = []  # bindings whose probe found nothing

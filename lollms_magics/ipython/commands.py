@@ -215,3 +215,4 @@ COMMANDS: dict[str, Command] = {
     "tti": Command(image.tti, (1, 99), image.TTI_USAGE, "the image backend", parser=image.TTI_PARSER),
 }
 from . import panel  # noqa: E402,F401  (registers its commands)
+from . import replay  # noqa: E402,F401  (registers its commands)

@@ -4,21 +4,29 @@
 should use. By default that is the same transport; a recorder or a player
 installed with :func:`install` wraps it, so every binding and feature records
 and replays without a special case of its own.
+
+A model run in-process (the embedded llama.cpp binding) has no HTTP; it
+hands each answer to :func:`run_local` instead, which a wrapper installed
+with :func:`install_local` may record or replay.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["current", "install", "wrap"]
+__all__ = ["current", "install", "install_local", "run_local", "wrap"]
 
 # (transport or None, verify, trust_env) -> the transport the client should use
 Wrapper = Callable[..., Any]
 _wrapper: Wrapper | None = None
+# (call, run, response) -> the pieces of text: ``call`` describes the request
+# (binding, model, messages, options), ``run()`` streams it from the model.
+LocalWrapper = Callable[..., Any]
+_local: LocalWrapper | None = None
 
 
 def install(wrapper: Wrapper | None) -> Wrapper | None:
@@ -41,3 +49,23 @@ def wrap(
         return transport
     wrapped: httpx.BaseTransport | None = _wrapper(transport, verify=verify, trust_env=trust_env)
     return wrapped
+
+
+def install_local(wrapper: LocalWrapper | None) -> LocalWrapper | None:
+    """Make ``wrapper`` see every in-process answer from now on; returns the previous one."""
+    global _local
+    previous, _local = _local, wrapper
+    return previous
+
+
+def run_local(call: dict[str, Any], run: Callable[[], Iterator[str]], response: Any) -> Iterator[str]:
+    """The pieces of an in-process answer: ``run()``, or what the installed wrapper makes of it.
+
+    ``call`` holds what decides the answer (``binding``, ``model``, ``messages``,
+    ``options``); ``response`` is the :class:`~lollms_magics.response.Response`
+    being filled, whose ``finish_reason`` and token counts a replay restores.
+    """
+    if _local is None:
+        return run()
+    pieces: Iterator[str] = _local(call, run, response)
+    return pieces

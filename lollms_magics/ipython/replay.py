@@ -1,0 +1,129 @@
+"""``%lollms record`` and ``%lollms replay``: a notebook's answers kept in a file and played back.
+
+::
+
+    %lollms record answers.jsonl       every answer from now on is written to the file
+    %lollms record off                 stop recording
+    %lollms replay answers.jsonl [--fallback] [--speed 2]
+    %lollms replay off                 live backends again
+
+The file is relative to the kernel's working folder, which Jupyter sets to
+the notebook's own. ``LOLLMS_MAGICS_REPLAY=FILE`` (with
+``LOLLMS_MAGICS_REPLAY_FALLBACK=1`` and ``LOLLMS_MAGICS_REPLAY_SPEED``) or
+``LOLLMS_MAGICS_RECORD=FILE`` starts the same when the extension loads.
+The work is done by :mod:`lollms_magics.replay`; this module parses and reports.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+
+from .. import replay
+from .args import Parser
+from .commands import COMMANDS, Command
+
+if TYPE_CHECKING:
+    from ..core.session import Session
+    from .magics import LollmsMagics
+
+__all__ = ["start_from_environment"]
+
+
+def _record_parser() -> Parser:
+    p = Parser("%lollms record")
+    p.add_argument("file", nargs="?", help="the replay file, or 'off'")
+    return p
+
+
+def _replay_parser() -> Parser:
+    p = Parser("%lollms replay")
+    p.add_argument("file", nargs="?", help="the replay file, or 'off'")
+    p.add_argument("--fallback", action="store_true", help="ask a live backend what the file lacks")
+    p.add_argument("--speed", type=float, default=1.0, help="pace factor: 2 twice as fast, 0 no waiting")
+    return p
+
+
+def _fresh_clients(session: Session) -> None:
+    """Close the session's bindings, so that the next ones are made with the tape under them."""
+    session.close()
+    close_images = getattr(session, "close_images", None)
+    if close_images is not None:
+        close_images()
+    if session.configured() is None:
+        session.use("auto")  # the automatic choice is made again, on the tape
+
+
+def _describe(tape: replay.Tape | None) -> str:
+    if tape is None:
+        return "lollms: no recording or replay; answers come from live backends"
+    if isinstance(tape, replay.Player):
+        extra = ", live backends for the rest" if tape.fallback else ""
+        return f"lollms: replaying {len(tape.cassette)} answer(s) from {tape.path}{extra}"
+    return f"lollms: recording answers to {tape.path}"
+
+
+def _off(kind: str) -> None:
+    tape = replay.active()
+    if tape is None or tape.kind != kind:
+        print(f"lollms: nothing was being {'recorded' if kind == 'record' else 'replayed'}")
+        return
+    replay.stop()
+    if isinstance(tape, replay.Recorder):
+        print(f"lollms: recording stopped; {tape.recorded} answer(s) written to {tape.path}")
+    else:
+        print("lollms: replay stopped; answers come from live backends again")
+
+
+def _record(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+    if args.file is None:
+        print(_describe(replay.active()))
+        return
+    if args.file.lower() == "off":
+        _off("record")
+        return
+    try:
+        tape = replay.record(args.file, redact=magics.session.keys.redact)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"%lollms record: {exc}") from None
+    _fresh_clients(magics.session)
+    kept = f" ({len(tape.cassette)} answer(s) already there)" if len(tape.cassette) else ""
+    print(f"lollms: recording answers to {tape.path}{kept}; %lollms record off stops")
+
+
+def _replay(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+    if args.file is None:
+        print(_describe(replay.active()))
+        return
+    if args.file.lower() == "off":
+        _off("replay")
+        return
+    try:
+        tape = replay.replay(
+            args.file, fallback=args.fallback, speed=args.speed, redact=magics.session.keys.redact
+        )
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"%lollms replay: {exc}") from None
+    _fresh_clients(magics.session)
+    print(_describe(tape))
+
+
+def start_from_environment(session: Session) -> None:
+    """Start the tape named by the environment (``LOLLMS_MAGICS_REPLAY`` or ``LOLLMS_MAGICS_RECORD``)."""
+    try:
+        tape = replay.from_environment(redact=session.keys.redact)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"lollms: {exc}") from None
+    if tape is not None:
+        _fresh_clients(session)
+
+
+COMMANDS["record"] = Command(
+    _record, (0, 1), "%lollms record FILE|off", "write every answer to FILE (for replay)",
+    parser=_record_parser(),
+)
+COMMANDS["replay"] = Command(
+    _replay, (0, 1), "%lollms replay FILE|off [--fallback] [--speed X]",
+    "answer from a recorded FILE, with no server or key", parser=_replay_parser(),
+)

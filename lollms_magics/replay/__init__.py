@@ -1,0 +1,141 @@
+"""Record answers once, replay them anywhere: no server, no key, the same text at the same pace.
+
+A teacher records a notebook against real backends::
+
+    from lollms_magics import replay
+    replay.record("course.replay.jsonl")     # or %lollms record course.replay.jsonl
+    ...                                      # every answer is written to the file
+    replay.stop()
+
+and students replay it on a machine with no server::
+
+    replay.replay("course.replay.jsonl")     # or %lollms replay course.replay.jsonl [--fallback]
+
+Recording happens under the bindings: an httpx transport wraps every binding
+client's transport (through :mod:`lollms_magics.transport.tape`), and the
+embedded model's answers pass through ``tape.run_local``. So text, images,
+model lists, summaries, panels and the ``LollmsClient`` API record and replay
+without a special case. The file (:mod:`.cassette`) is keyed by the request
+content alone (method, path, canonical JSON body) and never holds a header,
+a key or a ``client_id`` (:mod:`.scrub`).
+
+Turn a tape on before the bindings are made: a client made earlier keeps its
+transport, and the magics close the session's bindings when a tape starts.
+The environment variables :data:`ENV_REPLAY` (with :data:`ENV_FALLBACK` and
+:data:`ENV_SPEED`) and :data:`ENV_RECORD` do the same when the extension
+loads. Importing this package imports neither httpx nor a binding.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..transport import tape as _tape_hook
+from .cassette import Cassette, Player, Recorder, Tape
+
+__all__ = [
+    "ENV_FALLBACK",
+    "ENV_RECORD",
+    "ENV_REPLAY",
+    "ENV_SPEED",
+    "Player",
+    "Recorder",
+    "Tape",
+    "active",
+    "from_environment",
+    "record",
+    "replay",
+    "stop",
+]
+
+ENV_RECORD = "LOLLMS_MAGICS_RECORD"
+ENV_REPLAY = "LOLLMS_MAGICS_REPLAY"
+ENV_FALLBACK = "LOLLMS_MAGICS_REPLAY_FALLBACK"
+ENV_SPEED = "LOLLMS_MAGICS_REPLAY_SPEED"
+
+_active: Tape | None = None
+
+
+def active() -> Tape | None:
+    """The tape in use (a :class:`Recorder` or a :class:`Player`), or None."""
+    return _active
+
+
+def record(path: str | os.PathLike[str], *, redact: Callable[[str], str] | None = None) -> Recorder:
+    """Record every answer from now on into ``path`` (answers already there are kept).
+
+    ``redact`` masks more secrets in what is stored (the session's
+    ``keys.redact``); request headers, ``client_id`` fields and the
+    environment's ``*_KEY``-like values are always kept out.
+    """
+    cassette = Cassette.load(path) if os.path.exists(path) else Cassette(path)
+    recorder = Recorder(cassette, redact)
+    _start(recorder)
+    return recorder
+
+
+def replay(
+    path: str | os.PathLike[str],
+    *,
+    fallback: bool = False,
+    speed: float = 1.0,
+    redact: Callable[[str], str] | None = None,
+) -> Player:
+    """Answer from the file at ``path`` from now on.
+
+    A request the file lacks raises :class:`~lollms_magics.errors.NotRecordedError`,
+    or goes to the live backend with ``fallback=True``. ``speed`` scales the
+    recorded pacing (2: twice as fast; 0: no waiting). Raises
+    ``FileNotFoundError`` or ``ValueError`` when the file cannot be used.
+    """
+    player = Player(Cassette.load(path), fallback=fallback, speed=speed, redact=redact)
+    _start(player)
+    return player
+
+
+def stop() -> Tape | None:
+    """Go live again; returns the tape that was on, if any."""
+    global _active
+    previous, _active = _active, None
+    return previous
+
+
+def from_environment(redact: Callable[[str], str] | None = None) -> Tape | None:
+    """Start the tape the environment asks for (:data:`ENV_REPLAY` first, then :data:`ENV_RECORD`)."""
+    replay_path = os.environ.get(ENV_REPLAY, "").strip()
+    if replay_path:
+        fallback = os.environ.get(ENV_FALLBACK, "").strip().lower() in ("1", "true", "yes", "on")
+        speed_text = os.environ.get(ENV_SPEED, "").strip()
+        try:
+            speed = float(speed_text) if speed_text else 1.0
+        except ValueError:
+            raise ValueError(f"{ENV_SPEED} must be a number, not {speed_text!r}") from None
+        return replay(replay_path, fallback=fallback, speed=speed, redact=redact)
+    record_path = os.environ.get(ENV_RECORD, "").strip()
+    if record_path:
+        return record(record_path, redact=redact)
+    return None
+
+
+def _start(tape: Tape) -> None:
+    global _active
+    _active = tape
+    # Installing costs nothing: the wrappers import httpx when a client is made.
+    if _tape_hook.current() is not _wrap:
+        _tape_hook.install(_wrap)
+    _tape_hook.install_local(_local)
+
+
+def _wrap(transport: Any, *, verify: bool, trust_env: bool) -> Any:
+    """The tape hook's wrapper: every client made from now on goes through a TapeTransport."""
+    from .http import TapeTransport
+
+    return TapeTransport(transport, verify=verify, trust_env=trust_env, active=active)
+
+
+def _local(call: dict[str, Any], run: Callable[[], Iterator[str]], response: Any) -> Iterator[str]:
+    from .local import run_local
+
+    return run_local(call, run, response, _active)

@@ -1,0 +1,197 @@
+"""The replay file, and the two tapes that use it: a :class:`Recorder` and a :class:`Player`.
+
+The file is JSON Lines, small enough to commit next to a notebook. Its first
+line says what it is; every other line is one answer::
+
+    {"lollms_magics_replay": 1, ...}
+    {"key": {"method": "POST", "path": "/api/chat", "body": {...}}, "status": 200,
+     "type": "application/x-ndjson", "ttfb": 0.021, "chunks": [[0.03, "{...}\\n"], ...]}
+    {"key": {"method": "GET", "path": "/api/tags"}, "error": "ConnectError", "message": "..."}
+    {"key": {"local": {"binding": "llamacpp", "model": "...", "messages": [...], "options": {...}}},
+     "pieces": [[0.41, "Hello"], ...], "finish_reason": "stop", "prompt_tokens": 30, ...}
+
+``chunks`` and ``pieces`` carry the seconds since the request was sent, so a
+replay keeps the answer's pacing; ``b64`` holds a binary body (a picture). A
+request asked several times gets several lines, served in order on replay
+(the last one again once they are used up), so a notebook that asks the same
+question twice replays both answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import NotRecordedError
+from .scrub import Scrubber, canonical, prompt_of
+
+__all__ = ["FORMAT", "Cassette", "Player", "Recorder", "Tape"]
+
+FORMAT = 1
+_HEADER = {
+    "lollms_magics_replay": FORMAT,
+    "about": "answers recorded by lollms-magics; replay with %lollms replay FILE (no server, no key)",
+}
+
+
+class Cassette:
+    """The answers of one replay file, by request key, in the order they were recorded."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._answers: dict[str, list[dict[str, Any]]] = {}
+        self._served: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Cassette:
+        """Read a replay file; ``FileNotFoundError`` or ``ValueError`` (one line) when it cannot be used."""
+        cassette = cls(path)
+        try:
+            lines = cassette.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no replay file at {cassette.path}") from None
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                raise ValueError(f"{cassette.path}, line {number}: not JSON; is it a replay file?") from None
+            if number == 1 and isinstance(entry, dict) and "lollms_magics_replay" in entry:
+                continue
+            if not isinstance(entry, dict) or "key" not in entry:
+                raise ValueError(f"{cassette.path}, line {number}: not an answer of a replay file")
+            cassette._answers.setdefault(canonical(entry["key"]), []).append(entry)
+        return cassette
+
+    def __len__(self) -> int:
+        return sum(len(answers) for answers in self._answers.values())
+
+    def take(self, key: Any) -> dict[str, Any] | None:
+        """The next answer recorded for ``key`` (the last one once all were served), or None."""
+        name = canonical(key)
+        with self._lock:
+            answers = self._answers.get(name)
+            if not answers:
+                return None
+            index = self._served.get(name, 0)
+            self._served[name] = index + 1
+            return answers[min(index, len(answers) - 1)]
+
+    def put(self, entry: dict[str, Any], *, replace: bool) -> None:
+        """Add an answer; ``replace`` drops the answers recorded for its key before."""
+        name = canonical(entry["key"])
+        with self._lock:
+            if replace:
+                self._answers.pop(name, None)  # re-recorded: it moves to the end
+            self._answers.setdefault(name, []).append(entry)
+
+    def save(self) -> None:
+        """Write the file (atomically: a reader never sees half of it)."""
+        with self._lock:
+            lines = [json.dumps(_HEADER, ensure_ascii=False)]
+            for answers in self._answers.values():
+                lines.extend(json.dumps(a, ensure_ascii=False, separators=(",", ":")) for a in answers)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".replay-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write("\n".join(lines) + "\n")
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+class Tape:
+    """What a recorder and a player share: the file and the scrubbing of keys."""
+
+    kind = ""
+
+    def __init__(self, cassette: Cassette, redact: Callable[[str], str] | None = None) -> None:
+        self.cassette = cassette
+        self.redact = redact
+
+    @property
+    def path(self) -> Path:
+        """The replay file."""
+        return self.cassette.path
+
+    def scrubber(self, secrets: list[str] | None = None) -> Scrubber:
+        """A scrubber knowing ``secrets`` besides the environment's and ``redact``'s."""
+        return Scrubber(secrets or (), self.redact)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path} ({len(self.cassette)} answers)>"
+
+
+class Recorder(Tape):
+    """Sends every request live and writes each answer to the file once it is read."""
+
+    kind = "record"
+
+    def __init__(self, cassette: Cassette, redact: Callable[[str], str] | None = None) -> None:
+        super().__init__(cassette, redact)
+        self._seen: set[str] = set()  # keys recorded by this recorder (earlier ones are replaced)
+        self.recorded = 0
+
+    def add(self, entry: dict[str, Any]) -> None:
+        """Keep ``entry`` (already scrubbed) and save the file."""
+        name = canonical(entry["key"])
+        first = name not in self._seen
+        self._seen.add(name)
+        self.cassette.put(entry, replace=first)
+        self.recorded += 1
+        self.cassette.save()
+
+
+class Player(Tape):
+    """Answers requests from the file; ``fallback`` sends the ones it lacks to a live backend.
+
+    ``speed`` scales the recorded pacing: 1 replays at the pace of the
+    recording, 2 twice as fast, 0 with no waiting at all.
+    """
+
+    kind = "replay"
+
+    def __init__(
+        self,
+        cassette: Cassette,
+        *,
+        fallback: bool = False,
+        speed: float = 1.0,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
+        if speed < 0:
+            raise ValueError(f"the replay speed must be 0 (no waiting) or more, not {speed}")
+        super().__init__(cassette, redact)
+        self.fallback = fallback
+        self.speed = speed
+        self.missed = 0
+
+    def delay(self, recorded: float) -> float:
+        """Seconds to wait for something recorded ``recorded`` seconds after the request."""
+        return 0.0 if self.speed == 0 else max(0.0, recorded) / self.speed
+
+    def miss(self, key: dict[str, Any], binding: str = "") -> NotRecordedError:
+        """The one-line error for a request the file does not hold."""
+        self.missed += 1
+        prompt = " ".join(prompt_of(key.get("local", key)).split())
+        if len(prompt) > 80:
+            prompt = prompt[:79] + "…"
+        if "local" in key:
+            what = f"the prompt {prompt!r} to the embedded model"
+        else:
+            request = f"{key['method']} {key['path']}"
+            what = f"the prompt {prompt!r} ({request})" if prompt else request
+        return NotRecordedError(
+            f"the replay file {self.path} has no answer for {what}; record it with "
+            f"%lollms record FILE, or replay with --fallback to ask a live backend",
+            binding=binding,
+        )

@@ -1,0 +1,67 @@
+"""Record and replay for models run in-process, through ``tape.run_local``.
+
+The embedded llama.cpp binding hands each answer to
+:func:`lollms_magics.transport.tape.run_local` with what decides it (binding,
+model, chat messages, options) and a function that streams it from the model.
+While recording, the pieces are passed through and kept with the time each
+came; while replaying, the recorded pieces come back at that pace (and the
+model is never loaded), with the finish reason and token counts restored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .cassette import Player, Recorder, Tape
+
+__all__ = ["run_local"]
+
+_RESTORED = ("finish_reason", "prompt_tokens", "completion_tokens")
+
+
+def run_local(
+    call: dict[str, Any], run: Callable[[], Iterator[str]], response: Any, tape: Tape | None
+) -> Iterator[str]:
+    """The pieces of an in-process answer under ``tape`` (None: straight from the model)."""
+    if tape is None:
+        return run()
+    key = {"local": tape.scrubber().data(call)}
+    if isinstance(tape, Player):
+        entry = tape.cassette.take(key)
+        if entry is not None:
+            return _replay(entry, response, tape)
+        if tape.fallback:
+            return run()
+        raise tape.miss(key, binding=str(call.get("binding", "")))
+    assert isinstance(tape, Recorder)
+    return _record(tape, key, run, response)
+
+
+def _record(
+    tape: Recorder, key: dict[str, Any], run: Callable[[], Iterator[str]], response: Any
+) -> Iterator[str]:
+    scrubber = tape.scrubber()
+    start = time.perf_counter()
+    pieces: list[list[Any]] = []
+    for piece in run():
+        pieces.append([round(time.perf_counter() - start, 3), scrubber.text(piece)])
+        yield piece
+    # Reached only when the model finished (an interrupted answer is not kept).
+    entry: dict[str, Any] = {"key": key, "pieces": pieces}
+    for name in _RESTORED:
+        entry[name] = getattr(response, name, None)
+    tape.add(entry)
+
+
+def _replay(entry: dict[str, Any], response: Any, tape: Player) -> Iterator[str]:
+    start = time.perf_counter()
+    response.prompt_tokens = entry.get("prompt_tokens")
+    for at, piece in entry.get("pieces", []):
+        wait = start + tape.delay(at) - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        yield str(piece)
+    response.finish_reason = entry.get("finish_reason")
+    response.completion_tokens = entry.get("completion_tokens")
