@@ -5,7 +5,10 @@ Routes: ``GET|HEAD /`` ("Ollama is running"), ``GET|HEAD /api/version``,
 and ``POST /api/chat`` (NDJSON stream by default, ``stream: false`` → one JSON
 object). Errors are ``{"error": "..."}``; unknown routes get Go's plain-text
 ``404 page not found``. Model names are ``name[:tag]``; a missing tag means
-``latest``. No auth (``api_key`` is ignored, as Ollama does).
+``latest``. No auth (``api_key`` is ignored, as Ollama does). The ``think``
+model sends its reasoning first, in lines whose ``message.thinking`` (chat) or
+``thinking`` (generate) holds it and whose content is empty (api/types.go,
+``omitempty``); a whole answer carries it all in the same field.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 
-from .base import Encoder, Exchange, LoopbackServer, Plan, is_special_model
+from .base import Encoder, Exchange, LoopbackServer, Plan, is_special_model, reasoning_of
 
 _B64 = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 MIDSTREAM_ERROR = "an error was encountered while running the model"
@@ -49,6 +52,17 @@ class NDJSONEncoder(Encoder):
         self.prompt_tokens = prompt_tokens
         self.t0 = time.perf_counter_ns()
 
+    def start(self) -> bytes | None:
+        lines = []
+        for piece in reasoning_of(self.model):
+            head = {"model": self.model, "created_at": now_iso()}
+            if self.chat:
+                head["message"] = {"role": "assistant", "content": "", "thinking": piece}
+            else:
+                head.update({"response": "", "thinking": piece})
+            lines.append(self.line({**head, "done": False}))
+        return b"".join(lines) or None
+
     def line(self, obj: dict) -> bytes:
         return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
@@ -67,10 +81,15 @@ class NDJSONEncoder(Encoder):
     def final(self, plan: Plan, sent: int, content: str = "", reason: str | None = None) -> dict:
         total = max(time.perf_counter_ns() - self.t0, 1000)
         obj = {"model": self.model, "created_at": now_iso()}
+        thinking = "".join(reasoning_of(self.model)) if content else ""
         if self.chat:
             obj["message"] = {"role": "assistant", "content": content}
+            if thinking:
+                obj["message"]["thinking"] = thinking
         else:
             obj["response"] = content
+            if thinking:
+                obj["thinking"] = thinking
         obj.update({"done": True, "done_reason": reason or plan.finish})
         if not self.chat:
             obj["context"] = [1, 2, 3]

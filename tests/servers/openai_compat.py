@@ -12,6 +12,11 @@ Knobs besides those of :class:`~tests.servers.base.LoopbackServer`:
 * ``error_style`` - ``"openai"`` (``{"error": {...}}``), ``"vllm"`` (flat
   ``{"object": "error", ...}``) or ``"fastapi"`` (``{"detail": ...}``); applies
   to every error answered before a stream starts.
+
+The ``think`` model streams its reasoning first, one ``delta.reasoning_content``
+per piece with no ``content`` (llama.cpp's ``common_chat_msg_diff_to_json_oaicompat``,
+DeepSeek), ``think-vllm`` in ``delta.reasoning`` (current vLLM, Ollama's /v1);
+a whole answer carries it in ``message.reasoning_content`` / ``message.reasoning``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import time
 import uuid
 from typing import Any
 
-from .base import Encoder, Exchange, LoopbackServer, Plan, tiny_png, word_count
+from .base import Encoder, Exchange, LoopbackServer, Plan, base_model_name, reasoning_of, tiny_png, word_count
 from .images import make_image
 
 _SIZE_RE = re.compile(r"^\d{2,5}x\d{2,5}$")
@@ -110,6 +115,8 @@ class SSEEncoder(Encoder):
 
     def start(self) -> bytes:
         text = self.chunk({"role": "assistant", "content": ""})
+        field = reasoning_field(self.base["model"])
+        text += "".join(self.chunk({field: piece}) for piece in reasoning_of(self.base["model"]))
         if self.srv.keepalive_comments:
             text = self.keepalive() + text
         return text.encode("utf-8")
@@ -151,6 +158,10 @@ class SSEEncoder(Encoder):
                 json.dumps({"error": self.srv.midstream_error}, separators=self.srv.sse_separators)
             )
         return (text + self.data("[DONE]")).encode("utf-8")
+
+
+def reasoning_field(model: str) -> str:
+    return "reasoning" if base_model_name(model) == "think-vllm" else "reasoning_content"
 
 
 class OpenAIServer(LoopbackServer):
@@ -369,7 +380,8 @@ class OpenAIServer(LoopbackServer):
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": plan.text},
+                    "message": {"role": "assistant", "content": plan.text}
+                    | ({reasoning_field(model): "".join(reasoning_of(model))} if reasoning_of(model) else {}),
                     "logprobs": None,
                     "finish_reason": plan.finish,
                 }
