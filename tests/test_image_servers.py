@@ -218,7 +218,7 @@ def queue(srv, graph, **extra):
 
 def test_comfyui_queue_history_view(comfyui_server):
     comfyui_server.step_delay = 0.03
-    r = queue(comfyui_server, workflow(steps=10, batch=2))
+    r = queue(comfyui_server, workflow(steps=60, batch=2))
     assert r.status_code == 200
     pid = r.json()["prompt_id"]
     assert r.json()["node_errors"] == {}

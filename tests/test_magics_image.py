@@ -114,12 +114,15 @@ def test_a1111_shows_a_progress_bar_then_the_picture_in_its_place(ip, a1111_serv
     assert picture(last).size == (512, 512)
 
 
-def test_comfyui_shows_a_waiting_indicator(ip, comfyui_server):
+def test_comfyui_shows_a_waiting_indicator_then_its_progress(ip, comfyui_server):
     comfyui_server.step_delay = 0.01
     ip.lollms.session.use_image("comfyui", host=comfyui_server.url, poll_interval=0.02)
     cap = run(ip, "image --steps 40 -W 256 -H 256 an owl")
     waiting = cap.outputs[0].data["text/html"]
-    assert '<progress style="width:16em"></progress>' in waiting  # no value: the browser's waiting bar
+    assert '<progress style="width:16em"></progress>' in waiting  # no value yet: the browser's waiting bar
+    bars = [re.search(r'value="([0-9.]+)"', o.data.get("text/html", "")) for o in cap.outputs[1:-1]]
+    values = [float(m.group(1)) for m in bars if m]
+    assert values and values == sorted(values)  # then the sampler's steps, from ComfyUI's /ws feed
     assert picture(cap.outputs[-1]).size == (256, 256)
     assert isinstance(cap.outputs[-1].metadata["lollms_magics"]["seed"], int)  # chosen, so known
 

@@ -297,6 +297,20 @@ def wait_for(cond, timeout=5.0):
     return False
 
 
+def test_comfyui_progress_comes_from_its_event_feed(bindings, comfyui_server):
+    comfyui_server.step_delay = 0.01
+    b = bindings("comfyui", host=comfyui_server.url, poll_interval=0.02)
+    seen = []
+    b.create_images("owl", steps=50, progress=seen.append)
+    fractions = [f for f in seen if f is not None]
+    assert len(fractions) >= 4 and fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any(0 < f < 1 for f in fractions)
+    comfyui_server.ws_enabled = False  # no feed: the picture still comes, with a waiting indicator
+    seen.clear()
+    result = b.create_images("owl", steps=20, width=64, height=64, progress=seen.append)
+    assert result.sizes == [(64, 64)] and set(seen[:-1]) == {None} and seen[-1] == 1.0
+
+
 def test_comfyui_interrupt_cancels_the_queued_prompt(bindings, comfyui_server):
     comfyui_server.step_delay = 0.02
     b = bindings("comfyui", host=comfyui_server.url, poll_interval=0.02)

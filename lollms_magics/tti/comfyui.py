@@ -12,8 +12,9 @@ A seed is always chosen before sending, so the one used is known.
 Then (comfyanonymous/ComfyUI ``server.py``): ``POST /prompt`` queues it (a
 400 holds ``node_errors``, reported per node; an unknown checkpoint is an
 :class:`~lollms_magics.errors.UnknownModelError`), ``GET /history/{id}`` stays
-``{}`` until the job is done while ``GET /queue`` tells waiting from running,
-and ``GET /view`` serves each picture. An interrupt posts ``/interrupt`` with
+``{}`` until the job is done, the ``/ws`` event feed tells how far the sampler
+is (:mod:`lollms_magics.tti.comfyui_ws`; without it, a waiting indicator), and
+``GET /view`` serves each picture. An interrupt posts ``/interrupt`` with
 the prompt id and removes it from the queue (``POST /queue {"delete"}``).
 """
 
@@ -44,6 +45,7 @@ from ..errors import (
 )
 from ..schema import ModelInfo
 from .base import ImageBinding, ImageRequest, ImageResult, Progress
+from .comfyui_ws import ProgressFeed
 
 __all__ = ["ComfyUIBinding", "default_workflow", "fill_workflow", "load_workflow"]
 
@@ -142,7 +144,7 @@ class ComfyUIBinding(ImageBinding):
     default_host = "http://127.0.0.1:8188"
     host_env = "COMFYUI_HOST"
     start_hint = "start ComfyUI (python main.py), or point at it with --host / COMFYUI_HOST"
-    reports_progress = False  # over HTTP it tells waiting from running, not how far
+    reports_progress = True  # through its /ws feed; over HTTP it tells only waiting from running
     image_priority = 30
     probe_hosts = ("http://127.0.0.1:8188",)
 
@@ -206,6 +208,29 @@ class ComfyUIBinding(ImageBinding):
             shipped = _nodes(self.workflow, ("CheckpointLoaderSimple",))[0]["inputs"]["ckpt_name"]
             ckpt = shipped if shipped in names or not names else names[0]
         graph = fill_workflow(self.workflow, request, seed, ckpt)
+        feed = self._feed()  # opened first, so that no step of our prompt is missed
+        try:
+            return self._run(graph, request, seed, ckpt, progress, feed)
+        finally:
+            if feed is not None:
+                feed.close()
+
+    def _feed(self) -> ProgressFeed | None:
+        """ComfyUI's event feed for this client, or None when it cannot be opened (then: waiting only)."""
+        try:
+            return ProgressFeed(self.host, self.client_id, timeout=self.connect_timeout, verify=self._verify)
+        except OSError:
+            return None
+
+    def _run(
+        self,
+        graph: dict[str, Any],
+        request: ImageRequest,
+        seed: int,
+        ckpt: str | None,
+        progress: Progress,
+        feed: ProgressFeed | None,
+    ) -> ImageResult:
         queued = self._request_json("POST", "/prompt", {"prompt": graph, "client_id": self.client_id})
         prompt_id = queued.get("prompt_id") if isinstance(queued, dict) else None
         if not prompt_id:
@@ -213,7 +238,7 @@ class ComfyUIBinding(ImageBinding):
                 f"{self._where()}: /prompt answered without a prompt_id", binding=self.name, url=self.host
             )
         try:
-            entry = self._wait(str(prompt_id), progress)
+            entry = self._wait(str(prompt_id), progress, feed)
         except KeyboardInterrupt:
             self._cancel(prompt_id)
             raise
@@ -232,7 +257,7 @@ class ComfyUIBinding(ImageBinding):
             info={"prompt_id": prompt_id, "sampler_name": sampler.get("sampler_name")},
         )
 
-    def _wait(self, prompt_id: str, progress: Progress) -> dict[str, Any]:
+    def _wait(self, prompt_id: str, progress: Progress, feed: ProgressFeed | None) -> dict[str, Any]:
         deadline = time.monotonic() + self.read_timeout
         while True:
             history = self._get_json(f"/history/{prompt_id}")
@@ -248,7 +273,7 @@ class ComfyUIBinding(ImageBinding):
                     binding=self.name,
                     url=self.host,
                 )
-            progress(None)
+            progress(feed.fraction(prompt_id) if feed is not None else None)
             time.sleep(self.poll_interval)
 
     def _check_status(self, entry: dict[str, Any]) -> None:

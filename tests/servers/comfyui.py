@@ -28,76 +28,37 @@ The built-in nodes are the text-to-image set (CheckpointLoaderSimple,
 CLIPTextEncode, EmptyLatentImage, KSampler, VAEDecode, SaveImage,
 PreviewImage). Pictures are ``(width // 8) * 8`` by ``(height // 8) * 8`` PNGs,
 one per latent in the batch. Knobs: ``step_delay`` (seconds per KSampler step),
-``execution_error`` (a message KSampler raises), ``models``, ``fail_next``.
+``execution_error`` (a message KSampler raises), ``ws_enabled``, ``models``, ``fail_next``.
+
+``GET /ws?clientId=...`` is the event feed (``server.py`` ``websocket_handler``):
+``status`` on connect, then for that client's prompts ``execution_start``,
+``execution_cached``, ``executing`` per node, ``progress`` per sampler step
+(``{"value", "max", "prompt_id", "node"}``), ``executed``, and
+``execution_success`` / ``execution_error`` / ``execution_interrupted``, ending
+with ``executing`` ``{"node": null}``.
 """
 
 from __future__ import annotations
 
+import json
+import queue
+import select
 import threading
 import time
 import uuid
 from typing import Any
 
 from .base import Exchange, LoopbackServer
+from .comfyui_nodes import node_specs, validate_prompt
 from .images import make_png
+from .websocket import handshake, read_frame, text_frame
 
-SAMPLERS = ["euler", "euler_ancestral", "dpmpp_2m", "ddim"]
-SCHEDULERS = ["normal", "karras", "exponential", "simple"]
 _NO_PROMPT = {
     "type": "no_prompt",
     "message": "No prompt provided",
     "details": "No prompt provided",
     "extra_info": {},
 }
-
-
-def node_specs(models: list[str]) -> dict[str, dict[str, Any]]:
-    """INPUT_TYPES / RETURN_TYPES / OUTPUT_NODE of the nodes this server knows."""
-    size = {"default": 512, "min": 16, "max": 16384, "step": 8}
-    return {
-        "CheckpointLoaderSimple": {
-            "required": {"ckpt_name": (list(models),)},
-            "returns": ("MODEL", "CLIP", "VAE"),
-        },
-        "CLIPTextEncode": {
-            "required": {"text": ("STRING", {"multiline": True}), "clip": ("CLIP",)},
-            "returns": ("CONDITIONING",),
-        },
-        "EmptyLatentImage": {
-            "required": {
-                "width": ("INT", size),
-                "height": ("INT", size),
-                "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096}),
-            },
-            "returns": ("LATENT",),
-        },
-        "KSampler": {
-            "required": {
-                "model": ("MODEL",),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF}),
-                "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
-                "cfg": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0}),
-                "sampler_name": (SAMPLERS,),
-                "scheduler": (SCHEDULERS,),
-                "positive": ("CONDITIONING",),
-                "negative": ("CONDITIONING",),
-                "latent_image": ("LATENT",),
-                "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0}),
-            },
-            "returns": ("LATENT",),
-        },
-        "VAEDecode": {"required": {"samples": ("LATENT",), "vae": ("VAE",)}, "returns": ("IMAGE",)},
-        "SaveImage": {
-            "required": {"images": ("IMAGE",), "filename_prefix": ("STRING", {"default": "ComfyUI"})},
-            "returns": (),
-            "output": True,
-        },
-        "PreviewImage": {"required": {"images": ("IMAGE",)}, "returns": (), "output": True},
-    }
-
-
-def _err(type_: str, message: str, details: str, extra: dict | None = None) -> dict[str, Any]:
-    return {"type": type_, "message": message, "details": details, "extra_info": extra or {}}
 
 
 class _Interrupted(Exception):
@@ -112,6 +73,7 @@ class ComfyUIServer(LoopbackServer):
     def __init__(self, models: list[str] | None = None, api_key: str | None = None):
         super().__init__(models, None)
         self.step_delay = 0.0
+        self.ws_enabled = True
         self.execution_error: str | None = None
         self.number = 0
         self.pending: list[tuple] = []
@@ -124,6 +86,8 @@ class ComfyUIServer(LoopbackServer):
         self._work = threading.Condition()
         self._counter = 0
         self._worker: threading.Thread | None = None
+        self._sockets: dict[str, queue.Queue[str]] = {}  # /ws clients by clientId
+        self._client: str | None = None  # the client of the running prompt
 
     # -- lifecycle: a prompt worker next to the HTTP server
     def start(self, port: int = 0) -> ComfyUIServer:
@@ -157,6 +121,7 @@ class ComfyUIServer(LoopbackServer):
         self.route("GET", "/object_info/*", self.object_info)
         self.route("GET", "/models/*", self.models_in)
         self.route("GET", "/system_stats", self.system_stats)
+        self.route("GET", "/ws", self.websocket)
 
     def check_auth(self, ex: Exchange) -> bool:
         # origin_only_middleware: a browser page on another origin may not queue work.
@@ -183,7 +148,7 @@ class ComfyUIServer(LoopbackServer):
             ex.send_json({"error": _NO_PROMPT, "node_errors": {}}, 400)
             return
         prompt = body["prompt"]
-        ok, error, outputs, node_errors = self.validate_prompt(prompt)
+        ok, error, outputs, node_errors = validate_prompt(prompt, self.models)
         if not ok:
             ex.send_json({"error": error, "node_errors": node_errors}, 400)
             return
@@ -323,124 +288,47 @@ class ComfyUIServer(LoopbackServer):
             }
         )
 
-    # -- validation (execution.validate_prompt)
-    def validate_prompt(self, prompt: Any) -> tuple[bool, Any, list[str], Any]:
-        specs = node_specs(self.models)
-        if not isinstance(prompt, dict):
-            return (
-                False,
-                _err("invalid_prompt", "Cannot execute because the prompt is not a dict.", ""),
-                [],
-                {},
+    # -- the event feed (server.py websocket_handler, PromptServer.send_json)
+    def websocket(self, ex: Exchange) -> None:
+        """``GET /ws?clientId=...``: ComfyUI's JSON events for that client, until it closes."""
+        if not self.ws_enabled:  # behind a proxy that drops upgrades, say
+            self.not_found(ex)
+            return
+        if not handshake(ex):
+            return
+        sid = (ex.req.query.get("clientId") or [""])[0] or uuid.uuid4().hex
+        feed: queue.Queue[str] = queue.Queue()
+        self._sockets[sid] = feed
+        with self._work:
+            remaining = len(self.pending) + (1 if self.running else 0)
+        feed.put(
+            json.dumps(
+                {
+                    "type": "status",
+                    "data": {"status": {"exec_info": {"queue_remaining": remaining}}, "sid": sid},
+                }
             )
-        outputs = []
-        for node_id, node in prompt.items():
-            if not isinstance(node, dict) or "class_type" not in node:
-                msg = "Cannot execute because a node is missing the class_type property."
-                return False, _err("invalid_prompt", msg, f"Node ID '#{node_id}'"), [], {}
-            if node["class_type"] not in specs:
-                msg = f"Cannot execute because node {node['class_type']} does not exist."
-                return False, _err("invalid_prompt", msg, f"Node ID '#{node_id}'"), [], {}
-            if specs[node["class_type"]].get("output"):
-                outputs.append(node_id)
-        if not outputs:
-            return False, _err("prompt_no_outputs", "Prompt has no outputs", ""), [], {}
-        node_errors: dict[str, Any] = {}
-        lines: list[str] = []
-        for out in outputs:
-            for node_id in self._reachable(prompt, out):
-                errors = self.validate_inputs(prompt, node_id, specs)
-                if errors:
-                    entry = node_errors.setdefault(
-                        node_id,
-                        {
-                            "errors": errors,
-                            "dependent_outputs": [],
-                            "class_type": prompt[node_id]["class_type"],
-                        },
-                    )
-                    entry["dependent_outputs"].append(out)
-                    lines += [f"{e['message']}: {e['details']}" for e in errors]
-        good = [o for o in outputs if not any(o in e["dependent_outputs"] for e in node_errors.values())]
-        if not good:
-            msg = "Prompt outputs failed validation"
-            return False, _err("prompt_outputs_failed_validation", msg, "\n".join(lines)), [], node_errors
-        return True, None, good, node_errors
-
-    def _reachable(self, prompt: dict, start: str) -> list[str]:
-        seen: list[str] = []
-        stack = [start]
-        while stack:
-            node_id = stack.pop()
-            if node_id in seen or node_id not in prompt:
-                continue
-            seen.append(node_id)
-            for value in (prompt[node_id].get("inputs") or {}).values():
-                if isinstance(value, list) and len(value) == 2:
-                    stack.append(str(value[0]))
-        return seen
-
-    def validate_inputs(self, prompt: dict, node_id: str, specs: dict) -> list[dict[str, Any]]:
-        node = prompt[node_id]
-        inputs = node.get("inputs") or {}
-        errors = []
-        for name, info in specs[node["class_type"]]["required"].items():
-            if name not in inputs:
-                errors.append(
-                    _err("required_input_missing", "Required input is missing", name, {"input_name": name})
-                )
-                continue
-            err = self._check_value(prompt, name, inputs[name], info, specs)
-            if err:
-                errors.append(err)
-            elif info[0] in ("INT", "FLOAT"):
-                inputs[name] = int(inputs[name]) if info[0] == "INT" else float(inputs[name])
-        return errors
-
-    def _check_value(self, prompt: dict, name: str, val: Any, info: tuple, specs: dict) -> dict | None:
-        kind = info[0]
-        extra = {"input_name": name, "input_config": list(info), "received_value": val}
-        if isinstance(val, list):
-            if len(val) != 2:
-                msg = "Bad linked input, must be a length-2 list of [node_id, slot_index]"
-                return _err("bad_linked_input", msg, name, extra)
-            source = prompt.get(str(val[0]))
-            returns = specs[source["class_type"]]["returns"] if source else ()
-            got = returns[val[1]] if isinstance(val[1], int) and val[1] < len(returns) else None
-            if got != kind:
-                return _err(
-                    "return_type_mismatch",
-                    "Return type mismatch between linked nodes",
-                    f"{name}, received_type({got}) mismatch input_type({kind})",
-                    extra,
-                )
-            return None
-        if isinstance(kind, list):
-            if val not in kind:
-                listed = str(kind) if len(kind) <= 20 else f"(list of length {len(kind)})"
-                return _err(
-                    "value_not_in_list", "Value not in list", f"{name}: '{val}' not in {listed}", extra
-                )
-            return None
+        )
+        sock = ex.h.connection
         try:
-            num = int(val) if kind == "INT" else float(val) if kind == "FLOAT" else str(val)
-        except (TypeError, ValueError) as exc:
-            return _err(
-                "invalid_input_type",
-                f"Failed to convert an input value to a {kind} value",
-                f"{name}, {val}, {exc}",
-                extra,
-            )
-        limits = info[1] if len(info) > 1 else {}
-        if isinstance(num, (int, float)) and "min" in limits and num < limits["min"]:
-            return _err(
-                "value_smaller_than_min", f"Value {num} smaller than min of {limits['min']}", name, extra
-            )
-        if isinstance(num, (int, float)) and "max" in limits and num > limits["max"]:
-            return _err(
-                "value_bigger_than_max", f"Value {num} bigger than max of {limits['max']}", name, extra
-            )
-        return None
+            while not self._stopping.is_set():
+                try:
+                    ex.write(text_frame(feed.get(timeout=0.02)))
+                    continue
+                except queue.Empty:
+                    pass
+                if select.select([sock], [], [], 0)[0]:
+                    frame = read_frame(ex.h.rfile)
+                    if frame is None or frame[0] == 0x8:  # closed, or a close frame
+                        break
+        finally:
+            self._sockets.pop(sid, None)
+            ex.h.close_connection = True
+
+    def _notify(self, event: str, data: dict[str, Any]) -> None:
+        feed = self._sockets.get(self._client or "")
+        if feed is not None:
+            feed.put(json.dumps({"type": event, "data": data}))
 
     # -- execution (main.prompt_worker)
     def _work_loop(self) -> None:
@@ -459,12 +347,15 @@ class ComfyUIServer(LoopbackServer):
                 self.running = None
 
     def _execute(self, item: tuple) -> dict[str, Any]:
-        _number, prompt_id, prompt, _extra, outputs = item
+        _number, prompt_id, prompt, extra, outputs = item
+        self._client = extra.get("client_id")
         stamp = lambda: int(time.time() * 1000)  # noqa: E731
         messages: list[list[Any]] = [
             ["execution_start", {"prompt_id": prompt_id, "timestamp": stamp()}],
             ["execution_cached", {"nodes": [], "prompt_id": prompt_id, "timestamp": stamp()}],
         ]
+        for event, data in messages:
+            self._notify(event, data)
         results: dict[str, Any] = {}
         ui: dict[str, Any] = {}
         executed: list[str] = []
@@ -509,6 +400,10 @@ class ComfyUIServer(LoopbackServer):
         return self._entry(item, ui, "success", messages)
 
     def _entry(self, item: tuple, ui: dict, status: str, messages: list) -> dict[str, Any]:
+        for event, data in messages:  # the feed saw what the history keeps (and "executing"/"progress")
+            if event not in ("execution_start", "execution_cached"):
+                self._notify(event, data)
+        self._notify("executing", {"node": None, "prompt_id": item[1]})
         meta = {n: {"node_id": n, "display_node": n, "parent_node": None, "real_node_id": n} for n in ui}
         return {
             "prompt": list(item),
@@ -530,7 +425,13 @@ class ComfyUIServer(LoopbackServer):
             else:
                 args[name] = value
         self._failing = node_id
+        self._notify("executing", {"node": node_id, "display_node": node_id, "prompt_id": prompt_id})
         out = self._node_function(node["class_type"], args, node_id, prompt_id, ui)
+        if node_id in ui:
+            self._notify(
+                "executed",
+                {"node": node_id, "display_node": node_id, "output": ui[node_id], "prompt_id": prompt_id},
+            )
         results[node_id] = out
         executed.append(node_id)
         return out
@@ -571,6 +472,9 @@ class ComfyUIServer(LoopbackServer):
             if self.step_delay:
                 self._stopping.wait(self.step_delay)
             self.progress[prompt_id] = (step + 1, steps)
+            self._notify(
+                "progress", {"value": step + 1, "max": steps, "prompt_id": prompt_id, "node": self._failing}
+            )
         if self.execution_error:
             raise RuntimeError(self.execution_error)
         return {**a["latent_image"], "seed": int(a["seed"])}
