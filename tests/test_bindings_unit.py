@@ -403,7 +403,11 @@ def test_sse_empty_choices_empty_delta_and_usage_chunk() -> None:
     assert got == ["A", "B"]
     assert response.finish_reason == "length"
     assert (response.prompt_tokens, response.completion_tokens) == (3, 2)
-    assert response.tokens_per_second is None or response.tokens_per_second > 0
+    # Two tokens, the first timed apart: one token over the time after it.
+    assert response.tokens_per_second is not None and response.tokens_per_second > 0
+    assert response.duration is not None and response.time_to_first_token is not None
+    elapsed = response.duration - response.time_to_first_token
+    assert response.tokens_per_second == pytest.approx(1 / elapsed, rel=1e-6)
 
 
 def test_sse_done_ends_the_stream_even_with_more_bytes() -> None:
@@ -918,7 +922,7 @@ def test_legacy_options_the_server_ignores_are_reported_and_not_sent(
     with pytest.warns(UnsupportedOptionWarning, match=", ".join(ignored)):
         response = binding.generate("x", stream=stream, **options)
     assert response.ignored_options == ignored
-    response.text
+    assert response.text == "Hello\nworld"
     (body,) = server.bodies("/lollms_generate")
     assert not set(ignored) & set(body)
 
@@ -1253,7 +1257,7 @@ def test_retry_after_zero_uses_backoff() -> None:
 
 
 def test_numpy_numbers_are_accepted_as_options() -> None:
-    np = pytest.importorskip("numpy")
+    import numpy as np  # installed with llama-cpp-python, which the test extra holds
     server = openai_server()
     binding, _ = make("openai", server, model="m")
     response = binding.generate("x", n_predict=np.int64(8), temperature=np.float32(0.5),
