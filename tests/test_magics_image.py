@@ -141,6 +141,10 @@ def test_cell_form_fills_variables_and_out_and_save(ip, a1111_server, tmp_path):
     assert [p.size for p in pics] == [(64, 48), (64, 48)]
     files = sorted(target.iterdir())
     assert len(files) == 2 and all(Image.open(f).size == (64, 48) for f in files)
+    provenance = json.loads(Image.open(files[0]).text["lollms_magics"])  # the file says how it was made
+    assert provenance["prompt"] == "A fox in the style of Hokusai" and provenance["binding"] == "a1111"
+    assert provenance["negative_prompt"] == "blurry"
+    assert provenance["seed"] == last.metadata["lollms_magics"]["seed"] != -1
     assert cap.stdout.count("lollms: saved ") == 2
 
 

@@ -144,7 +144,7 @@ def image(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     assert isinstance(metadata, dict)
     show_images(result, metadata, progress)
     if args.save:
-        for line in save_images(result, args.save):
+        for line in save_images(result, args.save, metadata):
             print(line)
     if args.out:
         pictures = result.pil_images()

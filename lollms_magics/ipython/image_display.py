@@ -18,9 +18,9 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import os
 import re
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,30 +146,38 @@ def _targets(result: ImageResult, where: str) -> list[Path]:
     return [target.with_name(f"{target.stem}-{i + 1}{target.suffix}") for i in range(count)]
 
 
-def save_images(result: ImageResult, where: str) -> list[str]:
+def _encode(data: bytes, fmt: str, out_fmt: str | None, metadata: dict[str, Any] | None) -> bytes:
+    """``data`` as ``out_fmt`` (when another format was asked); a PNG carries ``metadata`` as text."""
+    target = out_fmt or fmt
+    if target == fmt and not (target == "PNG" and metadata):
+        return data
+    from PIL import Image, PngImagePlugin
+
+    buffer = io.BytesIO()
+    with Image.open(io.BytesIO(data)) as img:
+        if target == "PNG":
+            info = PngImagePlugin.PngInfo()
+            if metadata:
+                info.add_text("lollms_magics", json.dumps(metadata, ensure_ascii=False))
+            img.save(buffer, format="PNG", pnginfo=info)
+        else:
+            (img.convert("RGB") if target == "JPEG" else img).save(buffer, format=target)
+    return buffer.getvalue()
+
+
+def save_images(result: ImageResult, where: str, metadata: dict[str, Any] | None = None) -> list[str]:
     """Write the pictures to ``where`` (a file, or a directory); lines saying where each went.
 
     A suffix that names another format than the server's (``owl.png`` for a
-    JPEG) converts the picture; an existing file is never replaced.
+    JPEG) converts the picture; a PNG keeps ``metadata`` (how it was made)
+    in a ``lollms_magics`` text chunk; an existing file is never replaced.
     """
     lines = []
     for data, fmt, wanted in zip(result.images, result.formats, _targets(result, where), strict=True):
         path = _free(wanted)
-        out_fmt = _PIL_FORMATS.get(path.suffix.lower())
-        if out_fmt and out_fmt != fmt:
-            from PIL import Image
-
-            buffer = io.BytesIO()
-            with Image.open(io.BytesIO(data)) as img:
-                (img.convert("RGB") if out_fmt == "JPEG" else img).save(buffer, format=out_fmt)
-            data = buffer.getvalue()
+        encoded = _encode(data, fmt, _PIL_FORMATS.get(path.suffix.lower()), metadata)
         with open(path, "xb") as f:  # "x": fails rather than replace a file made meanwhile
-            f.write(data)
+            f.write(encoded)
         note = f" ({wanted.name} exists, not replaced)" if path != wanted else ""
         lines.append(f"lollms: saved {path}{note}")
     return lines
-
-
-def print_lines(lines: list[str]) -> None:
-    for line in lines:
-        print(line, file=sys.stderr)
