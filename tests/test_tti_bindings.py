@@ -445,3 +445,16 @@ def test_job_threads_end_with_their_job(bindings, a1111_server):
     for _ in range(3):
         b.generate_image("owl", width=32, height=32, steps=2)
     assert wait_for(lambda: not [t for t in threading.enumerate() if t.name == "a1111-image-job"])
+
+
+def test_slow_openai_and_lollms_time_out(bindings, openai_server, lollms_webui_server):
+    openai_server.image_delay = 2.0
+    b = bindings("openai", host=openai_server.url, model="dall-e-2", read_timeout=0.3, max_retries=0)
+    started = time.monotonic()
+    with pytest.raises(BindingTimeout, match="did not answer within the timeout; raise it"):
+        b.generate_image("owl", width=256, height=256)
+    lollms_webui_server.tti_delay = 2.0
+    slow = bindings("lollms", host=lollms_webui_server.url, read_timeout=0.3, max_retries=0)
+    with pytest.raises(BindingTimeout):
+        slow.generate_image("owl")
+    assert time.monotonic() - started < 2.0  # neither waited for the picture
