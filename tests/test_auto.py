@@ -221,3 +221,44 @@ def test_the_chosen_lollms_binding_does_not_probe_again(
     paths = [r.path for r in lollms_webui_server.requests[probes:]]
     assert paths == ["/lollms_generate"]  # the protocol found by the probe was reused
     binding.close()
+
+
+class PluginBinding(LlamaCppBinding):
+    """A third-party binding (declared like any other) that takes part in the automatic choice."""
+
+    name = "plugin"
+    auto_priority = 15  # between LoLLMs (10) and Ollama (20)
+
+    @classmethod
+    def probe(cls, client: object) -> Probe | None:
+        return Probe("http://plugin.test", "plugin-model", "the plugin's server answered")
+
+
+def test_a_third_party_binding_takes_part_in_the_automatic_choice(
+    nothing_runs: pytest.MonkeyPatch, ollama_server
+) -> None:
+    from lollms_magics import bindings
+
+    nothing_runs.setattr(
+        bindings, "_registry", {**bindings._targets(), "plugin": "tests.test_auto:PluginBinding"}
+    )
+    nothing_runs.setenv("OLLAMA_HOST", ollama_server.url)  # answers, but comes later
+    choice = auto.choose_binding()
+    assert (choice.name, choice.host, choice.model) == ("plugin", "http://plugin.test", "plugin-model")
+    assert choice.reason == "the plugin's server answered; nothing answered for lollms"
+
+
+def test_a_broken_third_party_probe_is_skipped_with_a_warning(nothing_runs: pytest.MonkeyPatch) -> None:
+    from lollms_magics import bindings
+    from lollms_magics.errors import LollmsMagicsWarning
+
+    def broken(cls: object, client: object) -> None:
+        raise RuntimeError("plugin bug")
+
+    nothing_runs.setattr(PluginBinding, "probe", classmethod(broken))
+    nothing_runs.setattr(
+        bindings, "_registry", {**bindings._targets(), "plugin": "tests.test_auto:PluginBinding"}
+    )
+    _embedded(nothing_runs, True)
+    with pytest.warns(LollmsMagicsWarning, match="skipped binding 'plugin': its probe failed"):
+        assert auto.choose_binding().name == "llamacpp"

@@ -84,16 +84,31 @@ def default_model_path() -> Path | None:
 _HTTP_SETTINGS = frozenset({"connect_timeout", "read_timeout", "max_retries", "transport", "verify"})
 
 
+def usable_cores() -> int:
+    """The cores this process may really use: its CPU affinity, capped by a cgroup CPU quota.
+
+    A container (Binder, a CI runner) often sees every core of its host but
+    may use only one or two: threads beyond the quota wait on each other.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
 def default_threads() -> int:
     """Threads for llama.cpp: the ``LOLLMS_MAGICS_THREADS`` setting, else the usable cores up to four."""
     setting = os.environ.get("LOLLMS_MAGICS_THREADS", "").strip()
     if setting.isdigit() and int(setting) > 0:
         return int(setting)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 4))
+    return min(usable_cores(), 4)
 
 
 def llama_cpp_installed() -> bool:
@@ -364,6 +379,11 @@ class LlamaCppBinding(Binding):
             binding=self.name,
             available=names,
         )
+
+    def detokenize(self, tokens: list[int]) -> str | None:
+        """The text of the model's ``tokens`` (loads the model on first use)."""
+        llama = self._llama(self._path, None).llama
+        return bytes(llama.detokenize(list(tokens))).decode("utf-8", errors="replace")
 
 
 def _existing(path: Path) -> Path:
