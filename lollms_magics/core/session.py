@@ -477,7 +477,9 @@ class Session:
         cache, settings = self._image_state()
         merged = {**settings.get(target.name, {}), **config}
         key = self.keys.get(target.name)
-        cache_key = (target.name, target.host, target.model, key, tuple(sorted(merged.items(), key=str)))
+        env_key = os.environ.get(cls.key_env) if cls.key_env else None  # a changed variable: a new binding
+        settings_key = tuple(sorted(merged.items(), key=str))
+        cache_key = (target.name, target.host, target.model, key or env_key, settings_key)
         binding = cache.get(cache_key)
         if binding is None:
             binding = cls(host=target.host, model=target.model, api_key=key, **merged)
