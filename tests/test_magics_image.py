@@ -275,3 +275,9 @@ def test_interrupt_cancels_the_job_on_the_server(ip, a1111_server):
         time.sleep(0.01)
     assert a1111_server.jobs[-1]["interrupted"] and a1111_server.jobs[-1]["steps_done"] < 1000
     assert "interrupted" in cap.outputs[-1].data["text/plain"]  # the progress bar is gone
+
+
+def test_help(ip):
+    text = run(ip, "image --help").stdout
+    assert "--negative TEXT" in text and "-W PX" in text and "--save PATH_OR_DIR" in text
+    assert "%lollms image PROMPT [-W 768 -H 512 ...]" in run(ip, "help").stdout

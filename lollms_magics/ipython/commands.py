@@ -210,8 +210,8 @@ COMMANDS: dict[str, Command] = {
         parser=SUMMARIZE_PARSER, cell=True,
     ),
     "help": Command(_help, (0, 0), "%lollms help", "this help"),
-    "image": Command(image.image, (0, 0), "%lollms image PROMPT [-W 768 -H 512 ...]", "make pictures",
-                     parser=image.IMAGE_PARSER, cell=True),
+    "image": Command(image.image, (0, 0), "%lollms image PROMPT [-W 768 -H 512 ...]",
+                     "make pictures (--help)", parser=image.IMAGE_PARSER, cell=True),
     "tti": Command(image.tti, (1, 99), image.TTI_USAGE, "the image backend", parser=image.TTI_PARSER),
 }
 from . import panel  # noqa: E402,F401  (registers its commands)

@@ -38,7 +38,7 @@ __all__ = ["IMAGE_PARSER", "TTI_PARSER", "image", "tti"]
 def _image_parser() -> Parser:
     p = Parser("%lollms image")
     add = p.add_argument
-    add("prompt", nargs="*", help="what to draw (in %%lollms image, the cell is the prompt)")
+    add("prompt", nargs="*", help="what to draw (in the cell form, the cell is the prompt)")
     add("-b", "--binding", help="image binding: lollms, openai, a1111, comfyui")
     add("-m", "--model", help="model or checkpoint")
     add("--host", help="server URL")
@@ -61,6 +61,7 @@ def _image_parser() -> Parser:
     add("--timeout", type=float, metavar="S", help="seconds the picture may take")
     add("--raw", action="store_true", help="send {braces} as written")
     add("--debug", action="store_true", help="show the traceback of errors")
+    add("--help", action="store_true", help="this help")
     return p
 
 
@@ -102,6 +103,9 @@ def _pairs(words: list[str], what: str) -> dict[str, Any]:
 
 def image(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     """``%lollms image PROMPT [options]`` / ``%%lollms image [options]``: make and show pictures."""
+    if args.help:
+        print(IMAGE_PARSER.format_help().rstrip())
+        return
     if cell is not None and args.prompt:
         raise UsageError("%%lollms image: the prompt goes in the cell, not on the line")
     prompt = (cell if cell is not None else " ".join(args.prompt)).strip()
