@@ -56,14 +56,29 @@ class Recorder:
 
     records: list[Record] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: int = 0
+
+    def begin(self) -> None:
+        with self.lock:
+            self.in_flight += 1
 
     def add(self, record: Record) -> None:
         with self.lock:
             self.records.append(record)
+            self.in_flight -= 1
 
-    def between(self, start: float, end: float) -> list[Record]:
+    def between(self, start: float, end: float, settle: float = 1.0) -> list[Record]:
+        """Requests that arrived between ``start`` and ``end``, once their records are written.
+
+        A client may read the last byte of an answer before the server's
+        thread has noted its end, so wait up to ``settle`` seconds for the
+        requests still in hand.
+        """
+        deadline = time.monotonic() + settle
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
         with self.lock:
-            return [r for r in self.records if r.start >= start and r.end <= end]
+            return [r for r in self.records if start <= r.start <= end]
 
 
 def parse_sse(raw: bytes) -> tuple[str, str | None, dict[str, Any] | None]:
@@ -157,6 +172,7 @@ class _Base(ThreadingHTTPServer):
         """Quiet: a client closing its connection is part of what is measured."""
 
     def handle(self, handler: _Handler, body: bytes) -> None:
+        self.recorder.begin()
         record = Record(handler.path, time.monotonic())
         try:
             record.body = json.loads(body) if body else None
