@@ -178,6 +178,10 @@ class Binding:
         """The model's tokens for ``text``, or None when the backend has no tokenizer to ask."""
         return None
 
+    def detokenize(self, tokens: list[int]) -> str | None:
+        """The text of ``tokens``, or None when the backend cannot say it."""
+        return None
+
     @property
     def context_size(self) -> int | None:
         """The model's context window in tokens, when the binding knows it without asking."""

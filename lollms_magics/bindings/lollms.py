@@ -344,6 +344,19 @@ class LollmsBinding(OpenAIBinding):
             return None
         return tokens if isinstance(tokens, list) and all(isinstance(t, int) for t in tokens) else None
 
+    def detokenize(self, tokens: list[int]) -> str | None:
+        """The text of ``tokens``: ``/lollms_detokenize`` (webui) or ``/v1/detokenize``; None if refused."""
+        try:
+            if self.detect() == "v1":
+                data = self._request_json("POST", "/detokenize", {"model": self._default_model() or "",
+                                                                  "tokens": list(tokens)})
+                text = data.get("text") if isinstance(data, dict) else None
+            else:
+                text = self._request_json("POST", "/lollms_detokenize", {"tokens": list(tokens)})
+        except BindingError:
+            return None
+        return text if isinstance(text, str) else None
+
 
 def _json(response: httpx.Response) -> Any:
     try:

@@ -102,7 +102,7 @@ class CourseTTI:
 
     def list_models(self) -> list[dict[str, Any]]:
         """The image models (lollms-client 1.x), as ``{"model_name": ...}`` dicts."""
-        return [{"model_name": m.name, **dict(m.details)} for m in self.binding.list_models()]
+        return [{**dict(m.details), "model_name": m.name} for m in self.binding.list_models()]
 
     def close(self) -> None:
         """Close the image bindings' connections."""
