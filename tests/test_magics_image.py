@@ -281,3 +281,47 @@ def test_help(ip):
     text = run(ip, "image --help").stdout
     assert "--negative TEXT" in text and "-W PX" in text and "--save PATH_OR_DIR" in text
     assert "%lollms image PROMPT [-W 768 -H 512 ...]" in run(ip, "help").stdout
+
+
+def test_a_saved_notebook_keeps_each_picture_with_its_metadata_and_no_secret(
+    monkeypatch, tmp_path, a1111_server, comfyui_server, lollms_webui_server, lollms_server, openai_server
+):
+    """The issue's "done when": a real kernel, each image server, the .ipynb written and read back."""
+    import nbclient
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    openai_server.api_key = "sk-image-secret-0123456789"
+    monkeypatch.setenv("OPENAI_API_KEY", openai_server.api_key)
+    monkeypatch.setenv("LOLLMS_API_KEY", LOLLMS_KEY)
+    monkeypatch.setenv("LOLLMS_CLIENT_ID", WEBUI_ID)  # the kernel inherits them
+    a1111_server.step_delay = comfyui_server.step_delay = 0.01
+    runs = [
+        ("a1111", a1111_server.url, "--steps 40"),
+        ("comfyui", comfyui_server.url, "--steps 40"),
+        ("lollms", lollms_webui_server.url, ""),
+        ("lollms", lollms_server.url, ""),
+        ("openai", openai_server.url, "-m dall-e-2"),
+    ]
+    cells = [new_code_cell("%load_ext lollms_magics")]
+    cells += [
+        new_code_cell(f'%lollms image -b {b} --host {url} {x} -W 256 -H 256 "a majestic owl"')
+        for b, url, x in runs
+    ]
+    cells.append(new_code_cell(f"%lollms tti services -b lollms --host {lollms_webui_server.url}"))
+    nb = new_notebook(cells=cells)
+    nbclient.NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    path = tmp_path / "owls.ipynb"
+    nbformat.write(nb, path)
+    saved = path.read_text()
+    for secret in (openai_server.api_key, LOLLMS_KEY, WEBUI_ID):
+        assert secret not in saved
+    reread = nbformat.read(path, as_version=4)
+    for cell, (binding, _, _) in zip(reread.cells[1:6], runs, strict=True):
+        outputs = [o for o in cell.outputs if o.output_type in ("display_data", "execute_result")]
+        assert len(outputs) == 1, cell.source  # the progress display became the picture
+        mime = next(m for m in outputs[0].data if m.startswith("image/"))
+        assert Image.open(io.BytesIO(base64.b64decode(outputs[0].data[mime]))).size == (256, 256)
+        meta = outputs[0].metadata["lollms_magics"]
+        assert meta["binding"] == binding and meta["prompt"] == "a majestic owl"
+    assert "diffusers: Diffusers" in reread.cells[6].outputs[0].text
