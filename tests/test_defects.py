@@ -28,6 +28,7 @@ from lollms_magics.errors import (
     BadRequestError,
     BindingError,
     NoBackendError,
+    ProtocolError,
     ServerUnreachableError,
     UnexpectedError,
     UnsupportedOptionWarning,
@@ -205,6 +206,48 @@ def test_a_new_server_on_the_same_port_is_detected_again() -> None:
         assert [m.name for m in binding.list_models()] == ["ollama/test-model", "ollama/vision-model"]
     finally:
         new.stop()
+        binding.close()
+
+
+def test_the_old_server_on_the_port_of_a_new_one_is_detected_again() -> None:
+    new = LollmsServer().start()
+    port = new.port
+    binding = get_binding("lollms", host=new.url, api_key=LOLLMS_KEY, read_timeout=5)
+    try:
+        assert binding.generate("first").text == "Echo: first"
+        assert binding.protocol == "v1"
+    finally:
+        new.stop()
+    old = LollmsWebuiServer().start(port=port)
+    try:
+        response = binding.generate("second")
+        assert response.text == "Echo: second"
+        assert binding.protocol == "webui"
+        assert [r.path for r in old.requests].count("/v1/chat/completions") == 1
+    finally:
+        old.stop()
+        binding.close()
+
+
+def test_a_port_taken_by_something_else_is_one_clear_error() -> None:
+    old = LollmsWebuiServer().start()
+    port = old.port
+    binding = get_binding("lollms", host=old.url, read_timeout=5, max_retries=0)
+    try:
+        assert binding.detect() == "webui"
+    finally:
+        old.stop()
+    other = OllamaServer().start(port=port)
+    try:
+        with pytest.raises(ProtocolError) as info:
+            _ = binding.generate("x").text
+        assert str(info.value) == (
+            f"{other.url} answers, but neither as a lollms-webui nor as a LoLLMs server; "
+            "check the host, or pin protocol='webui' or 'v1'"
+        )
+        assert [r.path for r in other.requests].count("/lollms_generate") == 1  # no loop
+    finally:
+        other.stop()
         binding.close()
 
 
