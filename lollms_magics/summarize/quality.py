@@ -54,12 +54,20 @@ class RunawayGuard:
         return self.tripped
 
     def text_before_loop(self) -> str:
-        """The whole lines written before the loop began (the line it began in is dropped too)."""
+        """The answer up to the end of the first copy of what repeats, cut at a sentence or line end.
+
+        A loop that started mid-sentence ("the boats came back and the boats
+        came back and...") is dropped with its sentence.
+        """
         text = "".join(self._parts)
         if not self.tripped:
             return text
-        first = text.find(text[-_WINDOW:])
-        return text[: max(0, text.rfind("\n", 0, max(first, 0)))]
+        tail = text[-_WINDOW:]
+        first = max(0, text.find(tail))
+        second = text.find(tail, first + 1)
+        end = first + (second - first if second > first else len(tail))
+        cut = max(text.rfind("\n", 0, end), text.rfind(". ", 0, end) + 1)
+        return text[: max(0, cut)].rstrip()
 
 
 def normalized(line: str) -> str:

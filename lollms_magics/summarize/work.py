@@ -24,8 +24,9 @@ from .quality import is_degenerate, key_points
 
 __all__ = ["NOTE_STOPS", "Work", "as_bullets", "combine", "merge_notes", "single_call", "write_final"]
 
-# Stop sequences of a notes call: a blank gap or the start of a new block means the list is over.
-NOTE_STOPS = ("\n\n\n", "<<<", ">>>")
+# Stop sequence of a notes call: a wide blank gap means the list is over. (Not the "<<<"
+# markers: small models often open their answer by echoing them.)
+NOTE_STOPS = ("\n\n\n",)
 _MAX_ROUNDS = 12
 
 
@@ -137,6 +138,8 @@ def write_final(work: Work, notes: str, *, whole: bool = False) -> Answer:
 
     work.tracker.emit("final")
     answer = run_on_first(work.hosts, attempt)
+    # Small models open (or close) their answer with the prompt's markers; they are not the summary.
+    answer.text = "\n".join(ln for ln in answer.text.splitlines() if ln.strip() not in ("<<<", ">>>")).strip()
     work.final_text = answer.text
     work.tracker.step("final")
     return answer
