@@ -364,6 +364,11 @@ def test_tti_on_lollms_webui_takes_the_client_id_from_the_key_or_the_call(lollms
     assert lollms_webui_server.last_request.json == {
         "prompt": "an owl", "negative_prompt": "blurry", "width": 64, "height": 32}
 
+    # The client is a Session: its image default is the same server (what %lollms image uses).
+    made = with_key.image("a cat", width=48, height=48)
+    assert made.sizes == [(48, 48)] and lollms_webui_server.last_request.json["prompt"] == "a cat"
+    assert with_key.image_binding() is with_key.tti.binding
+
     without = LollmsClient(host_address=lollms_webui_server.url, tti_binding_name="lollms")
     with pytest.raises(AuthenticationError, match="needs a client_id"):
         without.tti.list_services()

@@ -393,7 +393,6 @@ class LollmsClient(Session):
         name = os.environ.get(ENV_OVERRIDES["tti_binding"]) or name
         if not name:
             return None
-        from ..tti import get_image_binding
         from .tti import CourseTTI
 
         host = os.environ.get(ENV_OVERRIDES["tti_host"]) or config.pop("host_address", None)
@@ -403,9 +402,13 @@ class LollmsClient(Session):
         config.pop("verify_ssl_certificate", None)
         if name == "lollms" and key:
             config.setdefault("client_id", key)  # lollms-webui's image calls take the key as client id
+        model = config.pop("model_name", None)
         try:
-            binding = get_image_binding(name, host, config.pop("model_name", None), key, **config)
+            # The session's image default too: %lollms image and Session.image use the same server.
+            self.use_image(name, model, host, api_key=key, **config)
+            binding = self.image_binding()
         except (LollmsMagicsError, TypeError, ValueError) as exc:
+            self.use_image("auto")
             warnings.warn(
                 f"no TTI binding: {name!r} could not be made ({one_line(str(exc))}); lc.tti is None",
                 LollmsMagicsWarning, stacklevel=3,
@@ -417,6 +420,7 @@ class LollmsClient(Session):
         """Close the connections of the text and image bindings."""
         if self.tti is not None:
             self.tti.close()
+        self.close_images()
         super().close()
 
     def __repr__(self) -> str:
