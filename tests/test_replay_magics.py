@@ -168,3 +168,25 @@ def test_embedded_answers_go_through_the_tape_seam(tmp_path: Path, monkeypatch: 
     with pytest.raises(NotRecordedError, match="no answer for the prompt 'Another' to the embedded model"):
         _ = binding.generate("Another").text
     assert tape.current() is not None
+
+
+def test_the_environment_switches_a_notebooks_replay_cell(
+    ip: Any, openai_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "nb.jsonl"
+    run(ip, f"record {path}")
+    run(ip, "record off")
+    monkeypatch.setenv(replay.ENV_REPLAY, "off")
+    assert run(ip, f"replay {path}").stdout == (
+        f"lollms: not replaying {path}: LOLLMS_MAGICS_REPLAY=off asks for live backends\n"
+    )
+    assert replay.active() is None
+    monkeypatch.delenv(replay.ENV_REPLAY)
+    other = tmp_path / "teacher.jsonl"
+    monkeypatch.setenv(replay.ENV_RECORD, str(other))
+    replay.from_environment()
+    assert run(ip, f"replay {path}").stdout == (
+        f"lollms: not replaying {path}: recording to {other} (LOLLMS_MAGICS_RECORD)\n"
+    )
+    run(ip, f"-b openai --host {openai_server.url} -m test-model", "Teach me")
+    assert "Teach me" in other.read_text(encoding="utf-8")

@@ -11,11 +11,15 @@ The file is relative to the kernel's working folder, which Jupyter sets to
 the notebook's own. ``LOLLMS_MAGICS_REPLAY=FILE`` (with
 ``LOLLMS_MAGICS_REPLAY_FALLBACK=1`` and ``LOLLMS_MAGICS_REPLAY_SPEED``) or
 ``LOLLMS_MAGICS_RECORD=FILE`` starts the same when the extension loads.
+In a notebook that replays its own file, ``LOLLMS_MAGICS_REPLAY=off`` turns
+its ``%lollms replay`` cell into a note (live backends answer), and
+``LOLLMS_MAGICS_RECORD=FILE`` records the run instead of replaying it.
 The work is done by :mod:`lollms_magics.replay`; this module parses and reports.
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -99,6 +103,10 @@ def _replay(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     if args.file.lower() == "off":
         _off("replay")
         return
+    overridden = _overridden(args.file)
+    if overridden:
+        print(overridden)
+        return
     try:
         tape = replay.replay(
             args.file, fallback=args.fallback, speed=args.speed, redact=magics.session.keys.redact
@@ -107,6 +115,16 @@ def _replay(magics: LollmsMagics, args: Any, cell: str | None) -> None:
         raise UsageError(f"%lollms replay: {exc}") from None
     _fresh_clients(magics.session)
     print(_describe(tape))
+
+
+def _overridden(path: str) -> str:
+    """Why the environment makes ``%lollms replay PATH`` do nothing ('' when it does not)."""
+    if os.environ.get(replay.ENV_REPLAY, "").strip().lower() == "off":
+        return f"lollms: not replaying {path}: {replay.ENV_REPLAY}=off asks for live backends"
+    tape = replay.active()
+    if isinstance(tape, replay.Recorder) and os.environ.get(replay.ENV_RECORD, "").strip():
+        return f"lollms: not replaying {path}: recording to {tape.path} ({replay.ENV_RECORD})"
+    return ""
 
 
 def start_from_environment(session: Session) -> None:

@@ -23,7 +23,11 @@ Turn a tape on before the bindings are made: a client made earlier keeps its
 transport, and the magics close the session's bindings when a tape starts.
 The environment variables :data:`ENV_REPLAY` (with :data:`ENV_FALLBACK` and
 :data:`ENV_SPEED`) and :data:`ENV_RECORD` do the same when the extension
-loads. Importing this package imports neither httpx nor a binding.
+loads. They are also the teacher's switches for a notebook that replays its
+own file (``%lollms replay FILE`` in a cell): ``LOLLMS_MAGICS_REPLAY=off``
+makes that cell do nothing, so the notebook asks live backends, and
+``LOLLMS_MAGICS_RECORD=FILE`` records the whole run into FILE instead.
+Importing this package imports neither httpx nor a binding.
 """
 
 from __future__ import annotations
@@ -105,7 +109,7 @@ def stop() -> Tape | None:
 def from_environment(redact: Callable[[str], str] | None = None) -> Tape | None:
     """Start the tape the environment asks for (:data:`ENV_REPLAY` first, then :data:`ENV_RECORD`)."""
     replay_path = os.environ.get(ENV_REPLAY, "").strip()
-    if replay_path:
+    if replay_path and replay_path.lower() != "off":
         fallback = os.environ.get(ENV_FALLBACK, "").strip().lower() in ("1", "true", "yes", "on")
         speed_text = os.environ.get(ENV_SPEED, "").strip()
         try:
