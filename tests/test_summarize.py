@@ -337,3 +337,20 @@ def test_the_summary_object() -> None:
 def test_threads_end_with_the_summary(server: OpenAIServer) -> None:
     summarize(make_document(), binding_for(server), ctx_size=700, concurrency=3, mode="map-reduce")
     assert not [t for t in threading.enumerate() if t.name.startswith("summarize-")]
+
+
+def test_the_top_level_function_and_the_session_method(server: OpenAIServer) -> None:
+    import lollms_magics
+    from lollms_magics.core.session import Session
+
+    document = make_document(sections=6)
+    session = Session("openai", "test-model", server.url)
+    result = session.summarize(document, ctx_size=700, hosts=[server.url, server.url], concurrency=2)
+    assert result.complete and result.chunks > 1
+    shared_memory().clear()
+    # The subpackage is imported by now; the name still calls the default session's summarize.
+    assert callable(lollms_magics.summarize)
+    options = {"binding": "openai", "model": "test-model", "host": server.url, "ctx_size": 700}
+    again = lollms_magics.summarize(document, **options)
+    assert again.complete and again.chunks == result.chunks
+    assert [i for r in chat_requests(server) for i in part_ids(r)].count("S0001") == 2  # once per run
