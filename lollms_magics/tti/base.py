@@ -291,7 +291,9 @@ class ImageBinding(HTTPBinding):
 
     def generate(self, *args: Any, **kwargs: Any) -> Response:
         """Image bindings make pictures, not text."""
-        raise LollmsMagicsError(f"{self.name} is an image binding: use generate_image() or create_images()")
+        raise UnsupportedFeatureError(
+            f"{self.name} is an image binding: use generate_image() or create_images()"
+        )
 
     # -- what a binding implements --------------------------------------------
 
