@@ -62,6 +62,20 @@ def test_sse_crlf_cut_between_cr_and_lf_is_one_line_end() -> None:
     assert all_ways(sse, data) == [b"a\nb", b"c"]
 
 
+@pytest.mark.parametrize("data", [
+    b"data: a\r\n\ndata: b\n\n",  # CRLF, then LF as the blank line
+    b"data: a\r\n\rdata: b\r\r",
+    b"data: a\n\r\ndata: b\r\n\n",
+], ids=["CRLF-LF", "CRLF-CR", "LF-CRLF"])
+def test_sse_mixed_line_ends_cut_anywhere(data: bytes) -> None:
+    # A "\r" ending one chunk and the "\n" of the next are one line end; the
+    # "\n" after those is a line end of its own, in whatever chunk it comes.
+    assert all_ways(sse, data) == [b"a", b"b"]
+    for i in range(1, len(data)):
+        for j in range(i + 1, len(data)):
+            assert sse([data[:i], b"", data[i:j], data[j:]]) == [b"a", b"b"], (i, j)
+
+
 def test_sse_lone_cr_then_blank_line_made_of_crlf() -> None:
     assert all_ways(sse, b"data: x\r\r\ndata: y\n\r") == [b"x", b"y"]
 

@@ -56,11 +56,14 @@ def _normalized(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """The chunks with every SSE line end (``\\r\\n``, ``\\r``) made a ``\\n``."""
     after_cr = False  # the last chunk ended with "\r": a "\n" opening the next is the same line end
     for chunk in chunks:
-        if after_cr and chunk[:1] == b"\n":
-            chunk = chunk[1:]
         if not chunk:
             continue
-        after_cr = False
+        if after_cr:
+            after_cr = False  # whatever follows, that "\r" has been answered
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+                if not chunk:
+                    continue
         if b"\r" in chunk:
             after_cr = chunk.endswith(b"\r")
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
