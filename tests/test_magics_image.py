@@ -325,3 +325,10 @@ def test_a_saved_notebook_keeps_each_picture_with_its_metadata_and_no_secret(
         meta = outputs[0].metadata["lollms_magics"]
         assert meta["binding"] == binding and meta["prompt"] == "a majestic owl"
     assert "diffusers: Diffusers" in reread.cells[6].outputs[0].text
+
+
+def test_a_terminal_gets_one_working_line_then_the_description(ip, a1111_server):
+    ip.lollms.stream_to = "stdout"  # as terminal IPython: no rich display
+    cap = run(ip, f"image -b a1111 --host {a1111_server.url} -W 64 -H 64 --seed 5 an owl")
+    assert cap.stderr.count("lollms image · a1111: working…") == 1
+    assert cap.outputs[-1].data["text/plain"] == "a1111: 1 image 64x64, seed 5 — an owl"

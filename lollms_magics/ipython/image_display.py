@@ -21,6 +21,7 @@ import io
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,7 +53,12 @@ class ImageProgress:
         if fraction is not None:
             self.fractions.append(fraction)
         now = time.monotonic()
-        if not self.rich or (now < self._next and fraction != 1.0):
+        if not self.rich:  # a terminal: one line, so that a long job is not mistaken for a hang
+            if not self.updates:
+                print(f"{self.label}: working…", file=sys.stderr)
+                self.updates = 1
+            return
+        if now < self._next and fraction != 1.0:
             return
         self._next = now + self.interval
         view = self._view(fraction, now - self._started)
