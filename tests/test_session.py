@@ -175,6 +175,13 @@ def test_a_method_is_refused_with_a_clear_line() -> None:
     )
 
 
+def test_a_method_sends_nothing(openai_server: Any) -> None:
+    session = Session("openai", model="test-model", host=openai_server.url)
+    with pytest.raises(PromptError, match=r"^\{df\.head\} names a function or method"):
+        session.ask("Look at {df.head}", namespace={"df": Frame()})
+    assert chat_requests(openai_server) == []
+
+
 def test_a_class_and_a_plain_attribute_are_filled() -> None:
     frame = Frame()
     frame.name = "sales"  # type: ignore[attr-defined]
