@@ -415,3 +415,15 @@ def test_tokens_round_trip_on_the_embedded_model():
     assert len(tokens) == lc.count_tokens("Hello world, the quick fox") > 3
     assert lc.detokenize(tokens) == "Hello world, the quick fox"
     assert lc.binding.model_name == "SmolLM2-135M-Instruct.Q4_1"
+    lc.close()
+
+
+def test_lollms_client_names_that_pin_the_lollms_protocol(lollms_webui_server, lollms_server):
+    webui = LollmsClient("lollms_webui", lollms_webui_server.url, personality=2)
+    assert webui.generate_text(PROMPT) == f"Echo: {PROMPT}"
+    assert [r.path for r in lollms_webui_server.requests] == ["/lollms_generate"]  # no probing
+    assert lollms_webui_server.last_request.json["personality"] == 2
+    chat = LollmsClient("lollms_chat", lollms_server.url, service_key=LOLLMS_KEY)
+    assert chat.generate_text(PROMPT) == f"Echo: {PROMPT}"
+    assert [r.path for r in lollms_server.requests][-1] == "/v1/chat/completions"
+    assert chat.binding_name == "lollms_chat" and chat.binding().protocol == "v1"
