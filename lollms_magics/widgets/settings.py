@@ -40,9 +40,10 @@ class SettingsPanel(Panel):
         names = [AUTO, *binding_names()]
         first = chosen.name if chosen and chosen.name in names else AUTO
         self.binding = w.Dropdown(options=names, value=first, description="binding")
-        self.host = w.Text(value=(chosen.host or "") if chosen else "", description="host")
+        wide = w.Layout(width="420px")
+        self.host = w.Text(value=(chosen.host or "") if chosen else "", description="host", layout=wide)
         self.key = w.Password(value="", description="API key", continuous_update=False,
-                              placeholder="hidden; kept in memory only")
+                              placeholder="hidden; kept in memory only", layout=wide)
         self._pending_key: str | None = None  # moved out of the widget at once: never in its state
         self.key.observe(self._on_key, names="value")
         models = [DEFAULT_MODEL] + ([(chosen.model, chosen.model)] if chosen and chosen.model else [])
