@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import json
 import queue
-import select
 import threading
 import time
 import uuid
@@ -51,7 +50,7 @@ from typing import Any
 from .base import Exchange, LoopbackServer
 from .comfyui_nodes import node_specs, validate_prompt
 from .images import make_png
-from .websocket import handshake, read_frame, text_frame
+from .websocket import handshake, serve_feed
 
 _NO_PROMPT = {
     "type": "no_prompt",
@@ -309,21 +308,10 @@ class ComfyUIServer(LoopbackServer):
                 }
             )
         )
-        sock = ex.h.connection
         try:
-            while not self._stopping.is_set():
-                try:
-                    ex.write(text_frame(feed.get(timeout=0.02)))
-                    continue
-                except queue.Empty:
-                    pass
-                if select.select([sock], [], [], 0)[0]:
-                    frame = read_frame(ex.h.rfile)
-                    if frame is None or frame[0] == 0x8:  # closed, or a close frame
-                        break
+            serve_feed(ex, feed, self._stopping)
         finally:
             self._sockets.pop(sid, None)
-            ex.h.close_connection = True
 
     def _notify(self, event: str, data: dict[str, Any]) -> None:
         feed = self._sockets.get(self._client or "")

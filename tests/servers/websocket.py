@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import queue
+import select
 import struct
+import threading
 from typing import Any
 
 from .base import Exchange
 
-__all__ = ["accept_key", "handshake", "read_frame", "text_frame"]
+__all__ = ["accept_key", "handshake", "read_frame", "serve_feed", "text_frame"]
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -68,3 +71,21 @@ def read_frame(rfile: Any) -> tuple[int, bytes] | None:
     mask = rfile.read(4) if head[1] & 0x80 else b"\0\0\0\0"
     payload = bytes(b ^ mask[i % 4] for i, b in enumerate(rfile.read(n)))
     return opcode, payload
+
+
+def serve_feed(ex: Exchange, feed: queue.Queue[str], stopping: threading.Event) -> None:
+    """Send each text ``feed`` yields as a frame until the client closes or the server stops."""
+    sock = ex.h.connection
+    try:
+        while not stopping.is_set():
+            try:
+                ex.write(text_frame(feed.get(timeout=0.02)))
+                continue
+            except queue.Empty:
+                pass
+            if select.select([sock], [], [], 0)[0]:
+                frame = read_frame(ex.h.rfile)
+                if frame is None or frame[0] == 0x8:  # closed, or a close frame
+                    return
+    finally:
+        ex.h.close_connection = True
