@@ -1,0 +1,118 @@
+"""A form built from a server's own settings template (the image panel's service settings).
+
+Servers describe their settings two ways: LoLLMs as a template, a list of
+``{"name", "type", "value", "help", "options"}`` entries; AUTOMATIC1111 and
+ComfyUI as a plain ``{name: value}`` object. Both become one control per
+scalar setting (a dropdown where the template lists options), and
+:meth:`SettingsForm.changes` gives back only what the user changed.
+
+A setting whose name says it is a secret (key, token, password, client id)
+is shown empty, as a hidden field; what is typed there is taken out of the
+widget as soon as the kernel receives it, so that no saved widget state
+holds it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["SettingsForm", "entries"]
+
+_SECRET = re.compile(r"key|token|secret|password|client_?id", re.IGNORECASE)
+_SCALARS = (bool, int, float, str, type(None))
+
+
+def entries(settings: Any) -> list[dict[str, Any]]:
+    """The scalar settings as template entries (``name``, ``type``, ``value``, ``help``, ``options``)."""
+    if isinstance(settings, dict):
+        settings = [{"name": k, "value": v} for k, v in settings.items()]
+    if not isinstance(settings, list):
+        return []
+    found = []
+    for entry in settings:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            continue
+        value = entry.get("value")
+        if not isinstance(value, _SCALARS):
+            continue  # lists and objects have no one-line control
+        kind = str(entry.get("type") or type(value).__name__).lower()
+        options = entry.get("options")
+        found.append({
+            "name": entry["name"], "type": kind, "value": value, "help": str(entry.get("help") or ""),
+            "options": list(options) if isinstance(options, list) and options else None,
+        })
+    return found
+
+
+class SettingsForm:
+    """One control per setting; ``changes()`` returns the edited ones, typed as the template says."""
+
+    def __init__(self, w: Any, settings: Any) -> None:
+        self.w = w
+        self.entries = entries(settings)
+        self.controls: dict[str, Any] = {}
+        self._secrets: dict[str, str] = {}  # typed secret values, kept out of the widgets
+        for entry in self.entries:
+            self.controls[entry["name"]] = self._control(entry)
+        self.widget = w.VBox(list(self.controls.values()))
+
+    def _control(self, entry: dict[str, Any]) -> Any:
+        w, name, value, kind = self.w, entry["name"], entry["value"], entry["type"]
+        common = {"description": name, "tooltip": entry["help"] or None,
+                  "style": {"description_width": "180px"}, "layout": w.Layout(width="480px")}
+        if _SECRET.search(name):
+            box = w.Password(value="", placeholder="hidden: type to change", continuous_update=False,
+                             **common)
+            box.observe(lambda change: self._take_secret(name, box, change), names="value")
+            return box
+        if entry["options"]:
+            options = [str(o) for o in entry["options"]]
+            first = str(value) if str(value) in options else options[0]
+            return w.Dropdown(options=options, value=first, **common)
+        if kind in ("bool", "boolean") or isinstance(value, bool):
+            return w.Checkbox(value=bool(value), indent=False, **common)
+        if kind == "int" and isinstance(value, int):
+            return w.IntText(value=value, **common)
+        if kind == "float" and isinstance(value, (int, float)):
+            return w.FloatText(value=float(value), **common)
+        return w.Text(value="" if value is None else str(value), **common)
+
+    def _take_secret(self, name: str, box: Any, change: dict[str, Any]) -> None:
+        if change["new"]:
+            self._secrets[name] = change["new"]
+            box.value = ""
+            box.placeholder = "typed (hidden): Apply sends it"
+
+    def changes(self) -> dict[str, Any]:
+        """The settings the user changed, with the template's types."""
+        changed: dict[str, Any] = dict(self._secrets)
+        for entry in self.entries:
+            name = entry["name"]
+            if name in changed:
+                continue
+            new = self.controls[name].value
+            old = entry["value"]
+            if entry["options"]:
+                if new != str(old):
+                    changed[name] = next((o for o in entry["options"] if str(o) == new), new)
+            elif isinstance(self.controls[name], self.w.Text):
+                if new != ("" if old is None else str(old)):
+                    changed[name] = new
+            elif new != old:
+                changed[name] = new
+        return changed
+
+    def secret_names(self) -> set[str]:
+        """The hidden settings a value was typed for."""
+        return set(self._secrets)
+
+    def applied(self) -> None:
+        """Take the current values as the new starting point (after the server accepted them)."""
+        for entry in self.entries:
+            if entry["name"] in self._secrets:
+                continue
+            control = self.controls[entry["name"]]
+            entry["value"] = control.value if not entry["options"] else next(
+                (o for o in entry["options"] if str(o) == control.value), control.value)
+        self._secrets.clear()
