@@ -103,6 +103,7 @@ class Cassette:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write("\n".join(lines) + "\n")
+            os.chmod(temporary, 0o644)  # mkstemp makes it private; the file is meant to be shared
             os.replace(temporary, self.path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
