@@ -11,6 +11,7 @@ from request headers.
     ├── UnknownBindingError (KeyError)      no binding of that name is installed
     ├── MissingDependencyError (ImportError) an optional extra is not installed
     ├── NoBackendError                      the automatic choice found no model anywhere
+    ├── UnsupportedFeatureError (NotImplementedError) the server's API has no call for that
     ├── DocumentError (ValueError)          a document to summarize that cannot be read
     └── BindingError                        anything a server or the network did
         ├── ServerUnreachableError          connection refused, DNS failure
@@ -54,6 +55,7 @@ __all__ = [
     "UnexpectedError",
     "UnknownBindingError",
     "UnknownModelError",
+    "UnsupportedFeatureError",
     "UnsupportedOptionWarning",
 ]
 
@@ -100,6 +102,10 @@ class NoBackendError(LollmsMagicsError):
 
 class DocumentError(LollmsMagicsError, ValueError):
     """Raised when a source to summarize is missing, unsupported, corrupt, empty or unreachable."""
+
+
+class UnsupportedFeatureError(LollmsMagicsError, NotImplementedError):
+    """Raised when a server's API has no call for what was asked (image settings, services...)."""
 
 
 class BindingError(LollmsMagicsError):

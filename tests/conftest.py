@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.servers import LollmsServer, LollmsWebuiServer, OllamaServer, OpenAIServer
+
 
 @pytest.fixture(autouse=True)
 def _fresh_kernel_state():
@@ -27,7 +29,6 @@ def _fresh_kernel_state():
 # started server (function scope: state is never shared between tests) and
 # stops it afterwards, which also ends any stalled stream.
 # ---------------------------------------------------------------------------
-from tests.servers import LollmsServer, LollmsWebuiServer, OllamaServer, OpenAIServer
 
 
 def _serve(cls):

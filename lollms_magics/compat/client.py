@@ -253,12 +253,9 @@ class LollmsClient(Session):
 
     def make_default(self) -> LollmsClient:
         """Make this client the kernel's default session (what ``%lollms`` uses once the extension loads)."""
-        from ..core import session as sessions
+        from ..core.session import set_default_session
 
-        previous = sessions._default  # no public setter in core yet
-        if previous is not None and previous is not self:
-            previous.close()
-        sessions._default = self
+        set_default_session(self)
         return self
 
     def _config_for(self, cls: type[Binding]) -> dict[str, Any]:
@@ -340,7 +337,7 @@ class LollmsClient(Session):
     def tokenize(self, text: str) -> list[int]:
         """The model's tokens for ``text``, from the server (or the embedded model).
 
-        Raises :class:`~lollms_magics.tti.base.UnsupportedFeatureError` when the
+        Raises :class:`~lollms_magics.errors.UnsupportedFeatureError` when the
         backend has no tokenizer to ask (Ollama, OpenAI): lollms-client gave
         tiktoken's tokens there, which are not the model's.
         """

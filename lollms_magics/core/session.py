@@ -605,6 +605,18 @@ def default_session() -> Session:
     return _default
 
 
+def set_default_session(session: Session) -> Session:
+    """Make ``session`` the kernel's default (the magics and panels use it from now on).
+
+    The previous default, if another, is closed.
+    """
+    global _default
+    if _default is not None and _default is not session:
+        _default.close()
+    _default = session
+    return session
+
+
 def summarize(source: Any, **options: Any) -> Summary:
     """``lollms_magics.summarize(source, ...)``: :meth:`Session.summarize` on the kernel's default session."""
     return default_session().summarize(source, **options)

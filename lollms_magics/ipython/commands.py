@@ -79,8 +79,10 @@ def run(magics: LollmsMagics, line: str, cell: str | None = None) -> bool:
         return False
     try:
         words = shlex.split(tail)
-    except ValueError:
-        return False  # an apostrophe in a prose prompt
+    except ValueError:  # an apostrophe in prose: a prompt, unless the command takes prose
+        if command.parser is None:
+            return False
+        words = tail.split()
     if cell is not None and not command.cell:
         raise UsageError(f"%%lollms {name} takes no cell body; use %lollms {name}")
     if command.parser is not None:
@@ -214,5 +216,4 @@ COMMANDS: dict[str, Command] = {
                      "make pictures (--help)", parser=image.IMAGE_PARSER, cell=True),
     "tti": Command(image.tti, (1, 99), image.TTI_USAGE, "the image backend", parser=image.TTI_PARSER),
 }
-from . import panel  # noqa: E402,F401  (registers its commands)
-from . import replay  # noqa: E402,F401  (registers its commands)
+from . import panel, replay  # noqa: E402,F401  (they register their commands)

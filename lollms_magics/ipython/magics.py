@@ -91,7 +91,7 @@ class LollmsMagics(Magics):
     def __init__(self, shell: Any = None, session: Session | None = None, **kwargs: Any) -> None:
         # Set before the traits: configuration applied by the base class
         # notifies _on_setting, which needs the session.
-        self.session = session or default_session()
+        self._session = session  # None: whatever the kernel's default session is then
         self._configured_use: tuple[str, str, str] | None = None
         self._code_cells: set[str] = set()  # cells whose -f code already added a cell
         super().__init__(shell, **kwargs)
@@ -103,6 +103,11 @@ class LollmsMagics(Magics):
     )
     def _on_setting(self, change: Any) -> None:
         self._sync()
+
+    @property
+    def session(self) -> Session:
+        """The session these magics use: the one given, else the kernel's default (looked up each time)."""
+        return self._session or default_session()
 
     def _sync(self) -> None:
         """Carry the ``%config`` settings into the session."""
@@ -145,6 +150,8 @@ class LollmsMagics(Magics):
         Run ``%lollms help`` for the options, commands and settings.
         """
         debug = "--debug" in line.split()
+        if self._session is None:
+            self._sync()  # the default session may have been replaced (LollmsClient.make_default)
         try:
             if commands.run(self, line, cell):
                 return

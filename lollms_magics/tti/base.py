@@ -31,7 +31,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..bindings.http import HTTPBinding
-from ..errors import InvalidOptionError, LollmsMagicsError, ProtocolError, UnsupportedOptionWarning
+from ..errors import (
+    InvalidOptionError,
+    ProtocolError,
+    UnsupportedFeatureError,
+    UnsupportedOptionWarning,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -52,10 +57,6 @@ Progress = Callable[[float | None], None]  # a fraction in [0, 1], or None: work
 IMAGE_READ_TIMEOUT = 600.0
 # The common options, and the arguments of generate_image that carry them.
 OPTIONS = ("negative_prompt", "seed", "steps", "cfg_scale", "n")
-
-
-class UnsupportedFeatureError(LollmsMagicsError, NotImplementedError):
-    """Raised when an image server's API has no call for what was asked (settings, services...)."""
 
 
 @dataclass
