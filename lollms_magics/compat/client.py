@@ -13,9 +13,8 @@ becoming ``from lollms_magics import ...``::
 
 A client **is** a Session (``lc.session`` is ``lc`` itself): ``lc.ask(...)``,
 ``lc.models()``, ``lc.status()`` and the conversation work as on any session,
-and ``lc.make_default()`` makes it the kernel's default session, which
-``%load_ext lollms_magics`` then gives to the magics (call it before
-loading the extension, or ``%reload_ext lollms_magics`` after). Because
+and ``lc.make_default()`` makes it the kernel's default session, the one
+the magics and panels use from then on. Because
 :meth:`Session.binding` is a method and lollms-client's ``lc.binding`` an
 object, ``lc.binding`` (also ``lc.llm``) is a :class:`ClientBinding`: it has
 ``binding_name``, ``host_address`` and ``model_name``, and calling it does
