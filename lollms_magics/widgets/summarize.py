@@ -1,0 +1,211 @@
+"""The summarize panel: a file (uploaded, a path, a URL, or a variable's name), mode, instruction, Stop.
+
+The summary runs in a worker thread with the session's backend; the
+progress bar follows each step and the final summary streams in as
+Markdown. Stop cancels the requests in flight (``Response.cancel()``) and
+the work ends with what was done (a run with the same input resumes). The
+summary also goes into the cell's output as Markdown, with its figures.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LollmsMagicsError
+from ..summarize import MODES, summarize
+from ..summarize.calls import Cancelled
+from ..summarize.progress import ProgressEvent, describe
+from .common import Panel, Throttle, markdown_bundle
+
+if TYPE_CHECKING:
+    from ..summarize.result import Summary
+
+__all__ = ["StoppableBinding", "SummarizePanel"]
+
+_URL = re.compile(r"^https?://", re.IGNORECASE)
+
+
+class StoppableBinding:
+    """A binding whose answers a Stop button can cut: every stream in flight is cancelled at once."""
+
+    def __init__(self, binding: Any, stop: threading.Event) -> None:
+        self._binding = binding
+        self._stop = stop
+        self._live: set[Any] = set()
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:  # model, host, tokenize, context_size...: the binding's own
+        return getattr(self._binding, name)
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        if self._stop.is_set():
+            raise Cancelled()
+        response = self._binding.generate(*args, **kwargs)
+        return _Cuttable(response, self)
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            live = list(self._live)
+        for response in live:
+            response.cancel()
+
+
+class _Cuttable:
+    """A response that raises ``Cancelled`` when stopped, so a cut answer is never kept as whole."""
+
+    def __init__(self, response: Any, owner: StoppableBinding) -> None:
+        self._response = response
+        self._owner = owner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._response, name)
+
+    def __iter__(self) -> Any:
+        with self._owner._lock:
+            self._owner._live.add(self._response)
+        try:
+            yield from self._response
+        finally:
+            with self._owner._lock:
+                self._owner._live.discard(self._response)
+        if self._owner._stop.is_set():
+            raise Cancelled()
+
+
+class SummarizePanel(Panel):
+    """Summarize a document longer than the model's context, with the session's backend."""
+
+    kind = "summarize"
+    interval = 0.2
+
+    def _build(self) -> list[Any]:
+        w = self.w
+        self.upload = w.FileUpload(multiple=False, description="File")
+        self.source = w.Text(description="or path", placeholder="a path, a URL or a variable's name",
+                             layout=w.Layout(width="520px"))
+        self.mode = w.Dropdown(options=list(MODES), value="auto", description="mode")
+        wide = w.Layout(width="520px")
+        self.instruction = w.Text(description="instruction", layout=wide,
+                                  placeholder="what to look for (default: key points)")
+        self.format = w.Text(description="form", layout=wide,
+                             placeholder="the summary's form: five bullet points, a table…")
+        self.start = w.Button(description="Summarize", button_style="primary", icon="compress")
+        self.stop = w.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
+        self.progress = w.IntProgress(value=0, min=0, max=1, description="progress")
+        self.step = w.Label()
+        self.result = w.Output(layout=w.Layout(border="1px solid #ddd", padding="4px"))
+        self.summary: Summary | None = None
+        self._stopping = threading.Event()
+        self._bindings: list[StoppableBinding] = []
+        self.start.on_click(lambda _: self.run())
+        self.stop.on_click(lambda _: self.cancel())
+        return [w.HTML("<b>lollms summarize</b>"), w.HBox([self.upload, self.source]), self.mode,
+                self.instruction, self.format, w.HBox([self.start, self.stop]),
+                w.HBox([self.progress, self.step]), self.result, self.status]
+
+    def run(self) -> bool:
+        """Start the summary (what Summarize does); False when it could not start."""
+        try:
+            source, name, folder = self._source()
+        except LollmsMagicsError as exc:
+            self.fail(exc)
+            return False
+        self._stopping.clear()
+        if not self.worker.start(lambda: self._summarize(source, name, folder)):
+            self.say("a summary is still running: Stop it first", error=True)
+            return False
+        self.start.disabled, self.stop.disabled = True, False
+        self.progress.value, self.progress.bar_style, self.step.value = 0, "info", "starting…"
+        self.result.outputs = ()
+        return True
+
+    def cancel(self) -> None:
+        """Stop the summary (what Stop does): the requests in flight are cut, the work done is kept."""
+        self._stopping.set()
+        for binding in self._bindings:
+            binding.cancel_all()
+
+    def _source(self) -> tuple[Any, str, str | None]:
+        """What to summarize, its name, and the temporary folder holding an upload (removed after)."""
+        from ..errors import InvalidOptionError
+
+        files = list(self.upload.value)
+        if files:
+            folder = tempfile.mkdtemp(prefix="lollms-summarize-")
+            name = Path(str(files[0]["name"])).name or "upload.txt"
+            (Path(folder) / name).write_bytes(bytes(files[0]["content"]))
+            return Path(folder) / name, name, folder
+        ref = self.source.value.strip()
+        if not ref:
+            raise InvalidOptionError("choose a file, or give a path, a URL or a variable's name")
+        namespace = _user_namespace()
+        if ref.isidentifier() and ref in namespace:
+            return namespace[ref], ref, None
+        return (ref if _URL.match(ref) else Path(ref).expanduser()), ref, None
+
+    def _summarize(self, source: Any, name: str, folder: str | None) -> None:
+        throttle, pieces = Throttle(self.interval), []
+
+        def stream(piece: str) -> None:
+            pieces.append(piece)
+            if throttle.due():
+                self.result.outputs = (_markdown("".join(pieces) + " ▍"),)
+
+        try:
+            target = self.session.target()
+            self._bindings = [StoppableBinding(self.session.binding(target), self._stopping)]
+            options = {"mode": self.mode.value, "instruction": self.instruction.value.strip() or None,
+                       "format": self.format.value.strip() or None}
+            summary = summarize(source, self._bindings, progress=self._progress, stream=stream, **options)
+        except LollmsMagicsError as exc:
+            self.progress.bar_style = "danger"
+            self.fail(exc)
+            return
+        finally:
+            self._bindings = []
+            self.start.disabled, self.stop.disabled = False, True
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+                self.upload.value = ()
+        self._finish(summary, name)
+
+    def _progress(self, event: ProgressEvent) -> None:
+        if event.phase == "notice":
+            self.say(event.message)
+            return
+        self.progress.max = max(1, event.total)
+        self.progress.value = min(event.done, event.total)
+        self.step.value = describe(event, 0).split("]", 1)[-1].strip()
+
+    def _finish(self, summary: Summary, name: str) -> None:
+        self.summary = summary
+        text = self.session.keys.redact(summary.text)
+        self.result.outputs = (_markdown(text),)
+        self.progress.bar_style = "success" if summary.complete else "warning"
+        figures = (f"{summary.mode}, {summary.chunks} chunk(s), {summary.calls} call(s), "
+                   f"{summary.wall_time:.1f} s")
+        state = "" if summary.complete else f" · stopped: {summary.error or 'interrupted'}"
+        head = self.session.keys.redact(f"**lollms summary** of `{name}` ({figures}){state}")
+        meta = {"panel": "summarize", "source": name, "mode": summary.mode, "chunks": summary.chunks,
+                "calls": summary.calls, "complete": summary.complete,
+                "wall_time": round(summary.wall_time, 3)}
+        self.record.markdown(f"{head}\n\n{text}", {"lollms_magics": self.session.keys.redact_data(meta)})
+        self.say("done" if summary.complete else "stopped; what was done is kept (run again to resume)")
+
+
+def _markdown(text: str) -> dict[str, Any]:
+    return {"output_type": "display_data", "data": markdown_bundle(text), "metadata": {}}
+
+
+def _user_namespace() -> dict[str, Any]:
+    """The notebook's variables (empty outside IPython)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    if not InteractiveShell.initialized():
+        return {}
+    return dict(InteractiveShell.instance().user_ns)
