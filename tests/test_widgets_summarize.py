@@ -70,7 +70,8 @@ def test_an_uploaded_file_is_summarized_in_chunks_with_progress(session, openai_
     assert result_text(panel).strip() == SUMMARY
     assert panel.progress.value == panel.progress.max and panel.progress.bar_style == "success"
     assert len(set(seen)) > 2  # the bar moved step by step
-    sent = [message_text(r.json["messages"][-1]["content"]) for r in openai_server.requests_to("/v1/chat/completions")]
+    requests = openai_server.requests_to("/v1/chat/completions")
+    sent = [message_text(r.json["messages"][-1]["content"]) for r in requests]
     assert any("S0000" in s for s in sent) and any("S0119" in s for s in sent)
     record = cap.outputs[-1]
     head = record.data["text/markdown"].splitlines()[0]
