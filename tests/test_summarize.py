@@ -354,3 +354,23 @@ def test_the_top_level_function_and_the_session_method(server: OpenAIServer) -> 
     again = lollms_magics.summarize(document, **options)
     assert again.complete and again.chunks == result.chunks
     assert [i for r in chat_requests(server) for i in part_ids(r)].count("S0001") == 2  # once per run
+
+
+def test_an_interrupt_does_not_wait_for_answers_in_flight() -> None:
+    import _thread
+
+    server = serve(slow_pieces=5, slow_delay=3.0)  # a piece every 3 s: reading on would wait
+    try:
+        binding = get_binding("openai", host=server.url, model="slow", max_retries=0)
+        timer = threading.Timer(0.5, _thread.interrupt_main)
+        timer.start()
+        started = time.perf_counter()
+        result = summarize(make_document(), binding, mode="map-reduce", ctx_size=700, concurrency=2)
+        elapsed = time.perf_counter() - started
+        timer.cancel()
+    finally:
+        server.stop()
+    assert not result.complete and result.error == "interrupted"
+    assert elapsed < 2.0  # the two answers in flight were cancelled, not read to their end
+    assert result.steps == [] and result.cached == 0
+    assert len(server.requests_to("/v1/chat/completions")) == 2

@@ -159,7 +159,7 @@ def summarize(
         else:
             result.text = map_reduce(work, chunks, notes)
     except (KeyboardInterrupt, Cancelled, BindingError) as exc:
-        caller.cancel.set()
+        caller.stop()
         result.complete = False
         result.error = str(exc) or "interrupted"
         result.text = work.final_text or _notes_so_far(notes, memory)

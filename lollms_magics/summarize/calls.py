@@ -67,6 +67,17 @@ class Caller:
         self.cancel = threading.Event()
         self.figures = Figures()
         self._lock = threading.Lock()
+        self._active: set[Any] = set()  # the responses being read, cancelled by stop()
+
+    def stop(self) -> None:
+        """Stop every call: running answers end now (even one waiting for its first token)."""
+        self.cancel.set()
+        with self._lock:
+            active = list(self._active)
+        for response in active:
+            cancel = getattr(response, "cancel", None)
+            if callable(cancel):
+                cancel()  # thread-safe: closes the HTTP stream under the reading thread
 
     def call(
         self,
@@ -118,6 +129,9 @@ class Caller:
         pieces: list[str] = []
         with self._lock:
             self.figures.calls += 1
+            self._active.add(response)
+        if self.cancel.is_set():  # stopped between the two checks: do not wait for this answer
+            response.close()
         try:
             for piece in response:
                 if self.cancel.is_set():
@@ -128,7 +142,11 @@ class Caller:
                 if guard.feed(piece):
                     break  # leaving the loop closes the stream: the server stops writing
         finally:
+            with self._lock:
+                self._active.discard(response)
             self._count(response, prompt, pieces, guard)
+        if self.cancel.is_set():
+            raise Cancelled()  # a cancelled answer is partial: never cached, never used
         text = guard.text_before_loop() if guard.tripped else "".join(pieces)
         return Answer(
             text,

@@ -54,10 +54,13 @@ class Host:
 class _Run(Generic[J, R]):
     """The shared state of one batch of jobs."""
 
-    def __init__(self, hosts: Sequence[Host], jobs: Sequence[J], cancel: threading.Event) -> None:
+    def __init__(
+        self, hosts: Sequence[Host], jobs: Sequence[J], cancel: threading.Event, stop: Callable[[], None]
+    ) -> None:
         self.hosts = hosts
         self.jobs = jobs
         self.cancel = cancel
+        self.stop = stop
         self.pending: queue.Queue[int] = queue.Queue()
         for index in range(len(jobs)):
             self.pending.put(index)
@@ -71,7 +74,7 @@ class _Run(Generic[J, R]):
         with self.lock:
             if self.error is None:
                 self.error = error
-        self.cancel.set()
+        self.stop()
         self.finished.set()
 
 
@@ -81,11 +84,15 @@ def run_jobs(
     work: Callable[[Any, J], R],
     cancel: threading.Event,
     on_done: Callable[[int, R], None] | None = None,
+    stop: Callable[[], None] | None = None,
 ) -> list[R]:
-    """``work(binding, job)`` for every job, spread over ``hosts``; results in the jobs' order."""
+    """``work(binding, job)`` for every job, spread over ``hosts``; results in the jobs' order.
+
+    ``stop`` ends the calls in flight (an interrupt, a failure); by default it sets ``cancel``.
+    """
     if not jobs:
         return []
-    run: _Run[J, R] = _Run(hosts, jobs, cancel)
+    run: _Run[J, R] = _Run(hosts, jobs, cancel, stop or cancel.set)
     threads = [
         threading.Thread(target=_worker, args=(run, host, work, on_done), daemon=True, name=f"summarize-{n}")
         for host in hosts
@@ -99,7 +106,7 @@ def run_jobs(
             if not any(t.is_alive() for t in threads):
                 run.fail(_all_down(hosts))
     except BaseException:
-        cancel.set()  # KeyboardInterrupt: the workers stop within one piece of text
+        run.stop()  # KeyboardInterrupt: the calls in flight end at once
         raise
     finally:
         for thread in threads:

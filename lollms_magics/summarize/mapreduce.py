@@ -45,7 +45,7 @@ def map_reduce(work: Work, chunks: list[str], notes: dict[int, str]) -> str:
         work.tracker.step("chunk", index + 1)
 
     work.tracker.emit("start")
-    results = run_jobs(work.hosts, list(range(total)), read, work.caller.cancel, done)
+    results = run_jobs(work.hosts, list(range(total)), read, work.caller.cancel, done, work.caller.stop)
     work.steps.extend(results)
     merged = combine(work, results)
     return write_final(work, merged).text

@@ -67,7 +67,7 @@ def combine(work: Work, notes: list[str]) -> str:
         def done(_index: int, _text: str) -> None:
             work.tracker.step("combine")
 
-        notes = run_jobs(work.hosts, groups, merge, work.caller.cancel, done)
+        notes = run_jobs(work.hosts, groups, merge, work.caller.cancel, done, work.caller.stop)
     return _trim(notes, work.budget.final_input, work)
 
 
