@@ -143,35 +143,38 @@ def summarize(
     caller = Caller(counter, CallCache(resume), temperature)
     tracker = Tracker(progress, len(chunks), lambda: caller.figures.completion_tokens)
     work = Work(hosts, caller, budget, tracker, instruction, format, stream)
-    for notice in document.notices:
-        tracker.emit("notice", notice)
     result = Summary(
         "", mode=chosen, chunks=len(chunks), source=document.name, notices=list(document.notices)
     )
     result.document_tokens = document_tokens
+    _run(work, result, chunks, whole)
+    result.wall_time = time.perf_counter() - started
+    tracker.emit("done" if result.complete else "stopped", result.error or "")
+    return result
+
+
+def _run(work: Work, result: Summary, chunks: list[str], whole: bool) -> None:
+    """Do the work into ``result``; an interrupt or a backend failure leaves it incomplete."""
+    for notice in result.notices:
+        work.tracker.emit("notice", notice)
     notes: dict[int, str] = {}
     memory: list[str] = []
     try:
         if whole:
-            result.text = single_call(work, document.text).text
-        elif chosen == "sequential":
+            result.text = single_call(work, chunks[0]).text
+        elif result.mode == "sequential":
             result.text = sequential(work, chunks, memory)
         else:
             result.text = map_reduce(work, chunks, notes)
     except (KeyboardInterrupt, Cancelled, BindingError) as exc:
-        caller.stop()
+        work.caller.stop()
         result.complete = False
         result.error = str(exc) or "interrupted"
         result.text = work.final_text or _notes_so_far(notes, memory)
     result.steps = work.steps or [notes[i] for i in sorted(notes)]
-    result.calls = caller.figures.calls
-    result.cached = caller.figures.cached
-    result.looped = caller.figures.looped
-    result.prompt_tokens = caller.figures.prompt_tokens
-    result.completion_tokens = caller.figures.completion_tokens
-    result.wall_time = time.perf_counter() - started
-    tracker.emit("done" if result.complete else "stopped", result.error or "")
-    return result
+    figures = work.caller.figures
+    result.calls, result.cached, result.looped = figures.calls, figures.cached, figures.looped
+    result.prompt_tokens, result.completion_tokens = figures.prompt_tokens, figures.completion_tokens
 
 
 def _hosts(bindings: Any, concurrency: int) -> list[Host]:
