@@ -35,6 +35,8 @@ ARTIFACTS = HERE / "artifacts"
 CHROMIUM = os.environ.get("LOLLMS_MAGICS_CHROMIUM", "/usr/bin/chromium")
 KEY = "sk-browser-test-5f3a9c0e7d21"
 PROMPT = "Name three rivers of France"
+REPORT = "The harbour opened in 1852. Ships came from Lisbon and Bristol. The lighthouse was lit in 1901."
+SUMMARY = "The harbour opened in 1852; the lighthouse followed in 1901."
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 
@@ -134,6 +136,8 @@ def _drive(config: dict, tmp_path: Path) -> dict:
     run = subprocess.run(["node", str(DRIVER), json.dumps(config)], capture_output=True, text=True,
                          timeout=360, cwd=DRIVER.parent)
     ARTIFACTS.mkdir(exist_ok=True)
+    for old in ARTIFACTS.glob("browser-*.png"):  # a failure shot from an earlier run would mislead
+        old.unlink()
     copies = []
     for shot in Path(config["shots"]).glob("*.png"):
         target = ARTIFACTS / f"browser-{shot.name}"
@@ -147,30 +151,58 @@ def _drive(config: dict, tmp_path: Path) -> dict:
     return seen
 
 
+def reply(prompt: str) -> str:
+    """The loopback model: echoes the chat prompt, and writes a fixed summary of anything else."""
+    return f"Echo: {prompt}" if prompt == PROMPT else SUMMARY
+
+
 def test_panels_in_jupyterlab_stream_an_answer_and_leave_a_keyless_record(
-    jupyterlab, openai_server, tmp_path
+    jupyterlab, openai_server, a1111_server, tmp_path
 ):
     url, token, root = jupyterlab
-    openai_server.api_key = KEY  # the answer comes only if the key typed in the panel reached the session
-    cells = ["%load_ext lollms_magics", "%lollms panel settings", "%lollms panel chat"]
+    openai_server.api_key = KEY  # the answers come only if the key typed in the panel reached the session
+    openai_server.reply = reply
+    cells = [
+        "%load_ext lollms_magics",
+        "%lollms panel settings",
+        "%lollms panel chat",
+        f"%lollms tti use a1111 --host {a1111_server.url}\n%lollms panel image",
+        f"report = {REPORT!r}\n%lollms panel summarize",
+    ]
     _notebook(root / "panels.ipynb", cells)
     shots = tmp_path / "shots"
     shots.mkdir()
+    extra = [
+        {"panel": "image", "record": {"selector": ".jp-RenderedImage img"}, "actions": [
+            {"fill": [["textarea", "prompt", "a lighthouse at dusk"]], "click": "Generate",
+             "expect": "1 picture(s) in"},
+            {"click": "Save", "expect": "saved 1 picture(s)"}]},
+        {"panel": "summarize", "record": {"selector": ".jp-RenderedMarkdown", "text": "lollms summary"},
+         "actions": [{"fill": [["text", "or path", "report"]], "click": "Summarize", "expect": SUMMARY}]},
+    ]
     config = {"url": url, "token": token, "notebook": "panels.ipynb", "host": openai_server.url, "key": KEY,
               "prompt": PROMPT, "profile": str(tmp_path / "chromium-profile"), "shots": str(shots),
-              "chromium": CHROMIUM}
+              "chromium": CHROMIUM, "extra": extra}
     seen = _drive(config, tmp_path)
     assert seen["answer_in_panel"].startswith(f"Echo: {PROMPT}")
     assert seen["key_field_cleared"] and seen["record_in_cell"]
+    assert seen["image_done"] and seen["summarize_done"]
     assert "using openai · model test-model" in seen["settings_status"]
-    sent = openai_server.requests_to("/v1/chat/completions")[-1]
-    assert sent.headers["authorization"] == f"Bearer {KEY}" and sent.json["temperature"] == 0.7
+    sent = openai_server.requests_to("/v1/chat/completions")
+    assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in sent)
+    assert sent[0].json["temperature"] == 0.7 and REPORT in str(sent[-1].json["messages"])
+    assert a1111_server.requests_to("/sdapi/v1/txt2img")[-1].json["prompt"] == "a lighthouse at dusk"
+    assert [p.suffix for p in (root / "lollms-images").iterdir()] == [".png"]
     saved = (root / "panels.ipynb").read_text()
     assert KEY not in saved
     nb = nbformat.reads(saved, as_version=4)  # joins the saved lists of lines
     assert "application/vnd.jupyter.widget-state+json" in nb["metadata"]["widgets"]  # state was saved
-    outputs = [[o.get("data", {}).get("text/markdown", "") for o in c.get("outputs", [])]
-               for c in nb["cells"]]
-    assert any(text.startswith("**lollms settings**: `openai` · model `test-model`") for text in outputs[1])
-    chat_records = [text for text in outputs[2] if text.startswith("**You:**")]
+    outputs = [[o.get("data", {}) for o in c.get("outputs", [])] for c in nb["cells"]]
+    markdown = [[data.get("text/markdown", "") for data in cell] for cell in outputs]
+    assert any(text.startswith("**lollms settings**: `openai` · model `test-model`") for text in markdown[1])
+    chat_records = [text for text in markdown[2] if text.startswith("**You:**")]
     assert len(chat_records) == 1 and f"Echo: {PROMPT}" in chat_records[0]
+    assert any(text.startswith("**lollms image**: *a lighthouse at dusk*") for text in markdown[3])
+    assert sum("image/png" in data for data in outputs[3]) == 1
+    assert any(text.startswith("**lollms summary** of `report`") and text.endswith(SUMMARY)
+               for text in markdown[4])

@@ -187,6 +187,9 @@ class SummarizePanel(Panel):
         text = self.session.keys.redact(summary.text)
         self.result.outputs = (_markdown(text),)
         self.progress.bar_style = "success" if summary.complete else "warning"
+        if summary.complete:  # a document read in one call ends before its planned last step
+            self.progress.value = self.progress.max
+            self.step.value = f"done in {summary.wall_time:.1f} s"
         figures = (f"{summary.mode}, {summary.chunks} chunk(s), {summary.calls} call(s), "
                    f"{summary.wall_time:.1f} s")
         state = "" if summary.complete else f" · stopped: {summary.error or 'interrupted'}"

@@ -95,18 +95,29 @@ try {
   await chat.screenshot({ path: path.join(cfg.shots, "chat-panel.png") });
   seen.shots.push(path.join(cfg.shots, "chat-panel.png"));
 
+  // The other panels: fill fields, click buttons, wait for what each click must show.
   for (const extra of cfg.extra || []) {
     const panel = notebook.locator(`.lollms-${extra.panel}`);
-    await panel.waitFor({ state: "visible" });
-    for (const [label, value] of extra.fill || []) {
-      await panel.locator(".widget-inline-hbox", { hasText: label }).locator("input, textarea").first().fill(value);
+    await panel.scrollIntoViewIfNeeded();
+    for (const action of extra.actions) {
+      for (const [kind, label, value] of action.fill || []) {
+        const field = panel.locator(`.widget-${kind}`, { hasText: label }).locator("input, textarea").first();
+        await field.fill(value);
+        await field.press("Tab");
+      }
+      await panel.getByRole("button", { name: action.click }).click();
+      await panel.getByText(action.expect).first().waitFor({ timeout: 60000 });
     }
-    await panel.getByRole("button", { name: extra.click }).click();
-    await panel.getByText(extra.expect).first().waitFor({ timeout: 60000 });
+    if (extra.record) { // the record outside the widget: an image or Markdown in the cell's output
+      await page.waitForFunction(([sel, text]) => [...document.querySelectorAll(sel)]
+        .some((el) => el.closest(".jp-OutputArea-output") && !el.closest(".lollms-panel")
+          && el.textContent.includes(text)), [extra.record.selector, extra.record.text || ""]);
+    }
     await page.waitForTimeout(500);
     await panel.scrollIntoViewIfNeeded();
-    await panel.screenshot({ path: path.join(cfg.shots, `${extra.panel}-panel.png`) });
-    seen.shots.push(path.join(cfg.shots, `${extra.panel}-panel.png`));
+    const file = path.join(cfg.shots, `${extra.panel}-panel.png`);
+    await panel.screenshot({ path: file });
+    seen.shots.push(file);
     seen[`${extra.panel}_done`] = true;
     step(`${extra.panel} panel`);
   }
