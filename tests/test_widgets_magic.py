@@ -79,3 +79,68 @@ def test_an_unknown_panel_is_a_usage_error(ip):
     with pytest.raises(UsageError, match=r"^%lollms panel: no panel named 'chart'; the panels are: "
                                          r"settings, chat, image, summarize$"):
         shell.run_line_magic("lollms", "panel chart")
+
+
+class ThreadedPublisher:
+    """ipykernel's display publisher reduced to what routes outputs: a parent message per thread.
+
+    Like ``ZMQDisplayPublisher`` (ipykernel >= 6.29), the parent is a context
+    variable set by each execute request, with ``set_thread_parent`` and
+    ``reset_thread_parent`` to change it for one thread only.
+    """
+
+    def __init__(self, parent: str) -> None:
+        import contextvars
+
+        self._parent = contextvars.ContextVar("parent")
+        self.current = {"msg_id": parent}  # the cell now running, for threads with no parent of their own
+        self.published: list[tuple[str, dict]] = []
+
+    @property
+    def parent_header(self) -> dict:
+        return self._parent.get(self.current)
+
+    def set_thread_parent(self, parent):
+        return self._parent.set(parent)
+
+    def reset_thread_parent(self, token) -> None:
+        self._parent.reset(token)
+
+    def publish(self, data, metadata=None, *args, **kwargs) -> None:
+        self.published.append((self.parent_header["msg_id"], data))
+
+    def clear_output(self, wait=False) -> None:
+        pass
+
+
+def test_records_go_to_the_cell_that_showed_the_panel(openai_server, monkeypatch):
+    from IPython.display import display
+
+    from lollms_magics import panels
+
+    shell = InteractiveShell.instance()
+    publisher = ThreadedPublisher("cell-with-the-panel")
+    monkeypatch.setattr(shell, "display_pub", publisher)
+    session = Session("openai", "test-model", openai_server.url)
+    panel = panels.chat(session)
+    display(panel)
+    publisher.current = {"msg_id": "a-later-cell"}  # the user ran another cell since
+    panel.prompt.value = "Hello"
+    panel.send.click()
+    assert panel.wait(10)
+    display("printed by the later cell")
+    session.close()
+    parents = [parent for parent, _ in publisher.published]
+    assert parents == ["cell-with-the-panel", "cell-with-the-panel", "a-later-cell"]
+    view, record, later = (data for _, data in publisher.published)
+    assert "application/vnd.jupyter.widget-view+json" in view
+    assert "Echo: Hello" in record["text/markdown"]  # the exchange's record, in the panel's cell
+    assert later["text/plain"] == "'printed by the later cell'"  # main-thread outputs stay where they are
+
+
+def test_a_panel_returned_by_python_shows_as_the_cells_value(openai_server):
+    shell = InteractiveShell.instance()
+    with capture_output() as cap:
+        shell.run_cell("from lollms_magics import panels\npanels.settings()")
+    views = [o for o in cap.outputs if "application/vnd.jupyter.widget-view+json" in o.data]
+    assert len(views) == 1

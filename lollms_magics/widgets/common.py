@@ -44,40 +44,46 @@ def markdown_bundle(text: str) -> dict[str, Any]:
     return {"text/markdown": text, "text/plain": text}
 
 
-def _publisher() -> Any:
+def _shell() -> Any:
     from IPython.core.interactiveshell import InteractiveShell
 
-    if not InteractiveShell.initialized():
-        return None
-    return getattr(InteractiveShell.instance(), "display_pub", None)
+    return InteractiveShell.instance() if InteractiveShell.initialized() else None
 
 
 class Record:
     """The outputs a panel leaves in the cell that showed it."""
 
     def __init__(self) -> None:
-        self._parent: dict[str, Any] | None = None
+        self._parent: Any = None  # the request of the cell that showed the panel
         self.shown = 0  # outputs displayed, for the tests
 
     def bind(self) -> None:
         """Remember the cell now running (call it when the panel is displayed)."""
-        parent = getattr(_publisher(), "parent_header", None)
-        self._parent = dict(parent) if isinstance(parent, dict) and parent else None
+        shell = _shell()
+        getter = getattr(shell, "get_parent", None)  # ipykernel's shell: the cell's request
+        if callable(getter):
+            parent = getter()
+        else:
+            parent = getattr(getattr(shell, "display_pub", None), "parent_header", None)
+        self._parent = parent or None
 
     @contextmanager
     def _in_cell(self) -> Iterator[None]:
-        # ipykernel keeps the parent message per thread (a context variable):
-        # setting it here routes this thread's outputs to the panel's cell only.
-        publisher = _publisher()
-        setter = getattr(publisher, "set_thread_parent", None)
-        if self._parent is None or setter is None:
-            yield
-            return
-        token = setter(self._parent)
-        try:
-            yield
-        finally:
-            publisher.reset_thread_parent(token)
+        # ipykernel keeps the parent message per thread (a context variable), with
+        # set_thread_parent on the shell (every output stream) or on its display
+        # publisher: setting it here routes this thread's outputs to the panel's cell only.
+        shell = _shell()
+        for owner in (shell, getattr(shell, "display_pub", None)):
+            setter = getattr(owner, "set_thread_parent", None)
+            resetter = getattr(owner, "reset_thread_parent", None)
+            if self._parent is not None and callable(setter) and callable(resetter):
+                token = setter(self._parent)
+                try:
+                    yield
+                finally:
+                    resetter(token)
+                return
+        yield
 
     def show(self, data: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
         """Display ``data`` (a mime bundle) under the panel."""
