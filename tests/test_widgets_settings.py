@@ -99,8 +99,8 @@ def test_refresh_shows_the_error_when_the_server_does_not_answer(session):
     panel.host.value = f"http://127.0.0.1:{port}"
     panel.refresh.click()
     assert panel.wait()
-    assert "openai does not answer:" in panel.status.value
-    assert f"127.0.0.1:{port}" in panel.status.value
+    expected = f"could not list the models: cannot reach openai at http://127.0.0.1:{port}/v1"
+    assert expected in panel.status.value
     assert "#b00020" in panel.status.value  # shown as an error
     assert [v for _, v in panel.model.options] == [""]
 
@@ -137,3 +137,14 @@ def test_the_panel_starts_from_the_session_choice(session, openai_server):
     assert panel.binding.value == "openai"
     assert panel.host.value == openai_server.url
     assert panel.model.value == "test-model"
+
+
+def test_refresh_with_a_wrong_key_says_what_the_server_said_without_the_key(session, openai_server):
+    openai_server.api_key = KEY
+    panel = panels.settings(session)
+    choose(panel, openai_server, "sk-wrong-key-000000000000")
+    panel.refresh.click()
+    assert panel.wait()
+    assert panel.status.value.startswith('<span style="color:#b00020">could not list the models: ')
+    assert "sk-wrong-key-000000000000" not in panel.status.value
+    assert openai_server.last_request.headers["authorization"] == "Bearer sk-wrong-key-000000000000"

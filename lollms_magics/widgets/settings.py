@@ -137,7 +137,7 @@ class SettingsPanel(Panel):
             finally:
                 probe.close()
         except LollmsMagicsError as exc:
-            self.say(f"{name} does not answer: {exc}", error=True)
+            self.say(f"could not list the models: {exc}", error=True)
             return
         keep = self.model.value if self.model.value in found else (found[0] if found else "")
         self.model.options = [DEFAULT_MODEL] + [(m, m) for m in found]
