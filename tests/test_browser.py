@@ -162,6 +162,8 @@ def test_panels_in_jupyterlab_stream_an_answer_and_leave_a_keyless_record(
     url, token, root = jupyterlab
     openai_server.api_key = KEY  # the answers come only if the key typed in the panel reached the session
     openai_server.reply = reply
+    openai_server.models = ["test-model", "slow"]
+    openai_server.slow_pieces, openai_server.slow_delay = 300, 0.03  # nine seconds, unless stopped
     cells = [
         "%load_ext lollms_magics",
         "%lollms panel settings",
@@ -182,15 +184,18 @@ def test_panels_in_jupyterlab_stream_an_answer_and_leave_a_keyless_record(
     ]
     config = {"url": url, "token": token, "notebook": "panels.ipynb", "host": openai_server.url, "key": KEY,
               "prompt": PROMPT, "profile": str(tmp_path / "chromium-profile"), "shots": str(shots),
-              "chromium": CHROMIUM, "extra": extra}
+              "chromium": CHROMIUM, "extra": extra, "stop": {"model": "slow", "prompt": "Count slowly"}}
     seen = _drive(config, tmp_path)
     assert seen["answer_in_panel"].startswith(f"Echo: {PROMPT}")
     assert seen["key_field_cleared"] and seen["record_in_cell"]
     assert seen["image_done"] and seen["summarize_done"]
+    assert seen["partial"].startswith("tok tok") and seen["partial"].endswith("▍")  # streamed, not all at once
+    assert openai_server.wait_for_disconnect()  # Stop closed the stream
     assert "using openai · model test-model" in seen["settings_status"]
     sent = openai_server.requests_to("/v1/chat/completions")
     assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in sent)
-    assert sent[0].json["temperature"] == 0.7 and REPORT in str(sent[-1].json["messages"])
+    assert sent[0].json["temperature"] == 0.7 and REPORT in str(sent[-2].json["messages"])
+    assert sent[-1].json["model"] == "slow"
     assert a1111_server.requests_to("/sdapi/v1/txt2img")[-1].json["prompt"] == "a lighthouse at dusk"
     assert [p.suffix for p in (root / "lollms-images").iterdir()] == [".png"]
     saved = (root / "panels.ipynb").read_text()
@@ -201,7 +206,9 @@ def test_panels_in_jupyterlab_stream_an_answer_and_leave_a_keyless_record(
     markdown = [[data.get("text/markdown", "") for data in cell] for cell in outputs]
     assert any(text.startswith("**lollms settings**: `openai` · model `test-model`") for text in markdown[1])
     chat_records = [text for text in markdown[2] if text.startswith("**You:**")]
-    assert len(chat_records) == 1 and f"Echo: {PROMPT}" in chat_records[0]
+    assert len(chat_records) == 2 and f"Echo: {PROMPT}" in chat_records[0]
+    stopped = chat_records[1]
+    assert "stopped: the answer was cut short" in stopped and 0 < stopped.count(" tok tok") < 300
     assert any(text.startswith("**lollms image**: *a lighthouse at dusk*") for text in markdown[3])
     assert sum("image/png" in data for data in outputs[3]) == 1
     assert any(text.startswith("**lollms summary** of `report`") and text.endswith(SUMMARY)

@@ -122,6 +122,27 @@ try {
     step(`${extra.panel} panel`);
   }
 
+  // Stop: a slow model streams; the partial answer shows with its cursor, Stop ends it, the text stays.
+  if (cfg.stop) {
+    await settings.scrollIntoViewIfNeeded();
+    await model.selectOption(cfg.stop.model);
+    await settings.getByRole("button", { name: "Use" }).click();
+    await settings.getByText(`model ${cfg.stop.model}`).first().waitFor();
+    await chat.scrollIntoViewIfNeeded();
+    await chat.locator("textarea").fill(cfg.stop.prompt);
+    await chat.getByRole("button", { name: "Send" }).click();
+    const live = chat.getByText("▍").first();
+    await live.waitFor({ timeout: 30000 });
+    await page.waitForTimeout(600);
+    seen.partial = await live.innerText();
+    await chat.getByRole("button", { name: "Stop" }).click();
+    await chat.getByText("stopped; the text so far is kept").waitFor({ timeout: 10000 });
+    seen.stopped = await chat.getByText("stopped: the answer was cut short").first().innerText();
+    await chat.screenshot({ path: path.join(cfg.shots, "chat-stopped.png") });
+    seen.shots.push(path.join(cfg.shots, "chat-stopped.png"));
+    step("stopped");
+  }
+
   await page.evaluate(() => window.jupyterapp.commands.execute("docmanager:save"));
   await page.waitForTimeout(1500);
   step("saved");
