@@ -157,10 +157,12 @@ def test_an_unreachable_server_is_shown_in_the_panel(openai_server):
     session = Session("openai", "test-model", "http://127.0.0.1:9")
     session.binding_config.update(max_retries=0, connect_timeout=1.0)
     panel = panels.chat(session)
-    with capture_output():
+    with capture_output() as cap:
         panel.prompt.value = "Hi"
         panel.send.click()
         assert panel.wait(10)
     assert "127.0.0.1:9" in panel.status.value and "#b00020" in panel.status.value
     assert not panel.send.disabled
+    assert panel.prompt.value == "Hi" and panel.answer.outputs == ()  # the prompt is given back
+    assert cap.outputs == [] and panel.conversation.outputs == ()  # no exchange happened
     session.close()

@@ -120,9 +120,7 @@ class ChatPanel(Panel):
         try:
             response = self.session.ask(prompt, images=images or None, key=f"panel-chat:{uuid.uuid4().hex}")
         except LollmsMagicsError as exc:
-            self._live(prompt, "", "model", names)
-            self.fail(exc)
-            self._ready()
+            self._give_back(prompt, exc)
             return
         self._response = response
         if self._stopping.is_set():
@@ -143,6 +141,9 @@ class ChatPanel(Panel):
 
     def _finish(self, prompt: str, response: Response, who: str, names: list[str],
                 error: LollmsMagicsError | None) -> None:
+        if error is not None and not response.text:
+            self._give_back(prompt, error)
+            return
         note = figures(response)
         if error is not None:
             note += f" · incomplete: {error}"
@@ -157,6 +158,14 @@ class ChatPanel(Panel):
             self.fail(error)
         else:
             self.say("stopped; the text so far is kept" if not response.done else "")
+        self._ready()
+
+    def _give_back(self, prompt: str, error: LollmsMagicsError) -> None:
+        """No answer came: the prompt goes back in the box, to fix or resend, and the error shows."""
+        self.answer.outputs = ()
+        if not self.prompt.value:
+            self.prompt.value = prompt
+        self.fail(error)
         self._ready()
 
     def _live(self, prompt: str, answer: str, who: str, names: list[str]) -> None:
