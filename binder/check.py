@@ -33,7 +33,8 @@ def make_venv(where: Path) -> Path:
     if not python.exists():
         venv.create(where, with_pip=True)
     # postBuild calls `pip`: the venv's comes first on PATH, as in repo2docker's image.
-    env = {**os.environ, "PATH": f"{where / 'bin'}:{os.environ['PATH']}", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    path = f"{where / 'bin'}:{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     requirements = ROOT / "binder" / "requirements.txt"
     subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(requirements)], check=True, env=env)
     subprocess.run(["bash", str(ROOT / "binder" / "postBuild")], check=True, env=env, cwd=ROOT)
