@@ -61,13 +61,18 @@ def test_an_uploaded_file_is_summarized_in_chunks_with_progress(session, openai_
     panel = panels.summarize(session)
     panel.upload.set_state({"value": [{"name": "minutes.md", "type": "text/markdown", "size": len(text),
                                        "content": memoryview(text), "last_modified": 1700000000000}]})
-    seen = []
+    seen, shown = [], []
     panel.progress.observe(lambda change: seen.append(change["new"]), names="value")
+    panel.interval = 0.0  # every piece of the final summary reaches the browser
+    panel.result.observe(lambda change: shown.extend(e["data"]["text/markdown"] for e in change["new"]),
+                         names="outputs")
     cap = run(panel)
     summary = panel.summary
     assert summary is not None and summary.complete and summary.chunks > 1
     assert summary.text.strip() == SUMMARY
     assert result_text(panel).strip() == SUMMARY
+    partial = [text for text in shown if text.endswith(" ▍")]
+    assert len(partial) > 2 and all(SUMMARY.startswith(t[:-2]) for t in partial)  # it streamed in
     assert panel.progress.value == panel.progress.max and panel.progress.bar_style == "success"
     assert len(set(seen)) > 2  # the bar moved step by step
     requests = openai_server.requests_to("/v1/chat/completions")
