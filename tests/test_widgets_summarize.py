@@ -158,3 +158,63 @@ def test_the_record_holds_no_key(session, openai_server, monkeypatch):
     assert key not in str([(o.data, o.metadata) for o in cap.outputs])
     assert key not in result_text(panel)
     del InteractiveShell.instance().user_ns["report"]
+
+
+class FakeResponse:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def __iter__(self):
+        if not self.cancelled:
+            yield "piece"
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeBinding:
+    model = "fake"
+
+    def __init__(self, on_generate=None) -> None:
+        self.on_generate = on_generate
+        self.made: list[FakeResponse] = []
+
+    def generate(self, *args, **kwargs):
+        if self.on_generate is not None:
+            self.on_generate()
+        self.made.append(FakeResponse())
+        return self.made[-1]
+
+
+def test_a_stop_during_the_request_cancels_its_answer_and_raises_cancelled():
+    import threading
+
+    from lollms_magics.summarize.calls import Cancelled
+    from lollms_magics.widgets.summarize import StoppableBinding
+
+    stop = threading.Event()
+    binding = StoppableBinding(FakeBinding(on_generate=stop.set), stop)  # Stop pressed while sending
+    response = binding.generate([])
+    assert binding._binding.made[0].cancelled
+    with pytest.raises(Cancelled):
+        list(response)
+    with pytest.raises(Cancelled):
+        binding.generate([])  # no new request once stopped
+    assert len(binding._binding.made) == 1
+    assert binding.model == "fake"  # everything else is the binding's own
+
+
+def test_stop_cancels_every_answer_in_flight():
+    import threading
+
+    from lollms_magics.widgets.summarize import StoppableBinding
+
+    stop = threading.Event()
+    binding = StoppableBinding(FakeBinding(), stop)
+    first = binding.generate([])
+    binding.generate([])  # a second request, still streaming
+    assert list(first) == ["piece"]  # a finished answer leaves the live set
+    stop.set()
+    binding.cancel_all()
+    assert [r.cancelled for r in binding._binding.made] == [False, True]
+    assert binding._live == {binding._binding.made[1]}

@@ -46,6 +46,10 @@ class StoppableBinding:
         if self._stop.is_set():
             raise Cancelled()
         response = self._binding.generate(*args, **kwargs)
+        with self._lock:
+            self._live.add(response)
+        if self._stop.is_set():  # Stop came while the request was being made: cancel_all missed it
+            response.cancel()
         return _Cuttable(response, self)
 
     def cancel_all(self) -> None:
@@ -66,8 +70,6 @@ class _Cuttable:
         return getattr(self._response, name)
 
     def __iter__(self) -> Any:
-        with self._owner._lock:
-            self._owner._live.add(self._response)
         try:
             yield from self._response
         finally:
