@@ -189,7 +189,7 @@ def test_panels_in_jupyterlab_stream_an_answer_and_leave_a_keyless_record(
     assert seen["answer_in_panel"].startswith(f"Echo: {PROMPT}")
     assert seen["key_field_cleared"] and seen["record_in_cell"]
     assert seen["image_done"] and seen["summarize_done"]
-    assert seen["partial"].startswith("tok tok") and seen["partial"].endswith("▍")  # streamed, not all at once
+    assert seen["partial"].startswith("tok tok") and seen["partial"].endswith("▍")  # streamed, not at once
     assert openai_server.wait_for_disconnect()  # Stop closed the stream
     assert "using openai · model test-model" in seen["settings_status"]
     sent = openai_server.requests_to("/v1/chat/completions")
