@@ -240,7 +240,7 @@ def test_a_third_party_binding_takes_part_in_the_automatic_choice(
     from lollms_magics import bindings
 
     nothing_runs.setattr(
-        bindings, "_registry", {**bindings._targets(), "plugin": "tests.test_auto:PluginBinding"}
+        bindings.REGISTRY, "found", {**bindings.REGISTRY.targets(), "plugin": "tests.test_auto:PluginBinding"}
     )
     nothing_runs.setenv("OLLAMA_HOST", ollama_server.url)  # answers, but comes later
     choice = auto.choose_binding()
@@ -257,7 +257,7 @@ def test_a_broken_third_party_probe_is_skipped_with_a_warning(nothing_runs: pyte
 
     nothing_runs.setattr(PluginBinding, "probe", classmethod(broken))
     nothing_runs.setattr(
-        bindings, "_registry", {**bindings._targets(), "plugin": "tests.test_auto:PluginBinding"}
+        bindings.REGISTRY, "found", {**bindings.REGISTRY.targets(), "plugin": "tests.test_auto:PluginBinding"}
     )
     _embedded(nothing_runs, True)
     with pytest.warns(LollmsMagicsWarning, match="skipped binding 'plugin': its probe failed"):

@@ -61,12 +61,13 @@ def test_unknown_binding_names_the_known_ones() -> None:
 
 def test_third_party_binding_via_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
     import lollms_magics.bindings as registry
+    from lollms_magics import plugins
 
     class FakeEP:
         name, value = "echo", "tests.test_package:EchoBinding"
 
-    monkeypatch.setattr(registry, "_registry", None)
-    monkeypatch.setattr(registry, "entry_points", lambda group: [FakeEP()])
+    monkeypatch.setattr(registry.REGISTRY, "found", None)  # read the entry points again
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [FakeEP()])
     assert "echo" in registry.binding_names()
     binding = registry.get_binding("echo", model="m")
     assert binding.generate("abc").text == "cba"

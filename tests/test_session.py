@@ -57,10 +57,10 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def third_party(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Two bindings registered as a third-party package's entry points would be."""
-    targets = dict(bindings._targets())
+    targets = dict(bindings.REGISTRY.targets())
     targets["chartokens"] = "tests.test_session:CharTokens"
     targets["chartokens_remote"] = "tests.test_session:CharTokensRemote"
-    monkeypatch.setattr(bindings, "_registry", targets)
+    monkeypatch.setattr(bindings.REGISTRY, "found", targets)
     yield
 
 

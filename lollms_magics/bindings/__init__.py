@@ -12,22 +12,17 @@ names costs no import of httpx or of any backend library.
 
 from __future__ import annotations
 
-import importlib
-import warnings
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LollmsMagicsWarning, MissingDependencyError, UnknownBindingError
+from ..plugins import Registry
 
 if TYPE_CHECKING:
     from .base import Binding
 
-__all__ = ["Binding", "binding_class", "binding_names", "get_binding"]
+__all__ = ["BUILTIN", "REGISTRY", "Binding", "binding_class", "binding_names", "get_binding"]
 
 GROUP = "lollms_magics.bindings"
 
-# The built-in bindings, also declared in pyproject.toml. Kept here so that a
-# source checkout that was never installed still finds them.
 BUILTIN: dict[str, str] = {
     "lollms": "lollms_magics.bindings.lollms:LollmsBinding",
     "ollama": "lollms_magics.bindings.ollama:OllamaBinding",
@@ -35,52 +30,18 @@ BUILTIN: dict[str, str] = {
     "llamacpp": "lollms_magics.bindings.llamacpp:LlamaCppBinding",
 }
 
-# What to install when a binding's module fails to import.
-EXTRAS: dict[str, str] = {"llamacpp": "local"}
-
-_registry: dict[str, str] | None = None
-
-
-def _targets() -> dict[str, str]:
-    global _registry
-    if _registry is None:
-        found = dict(BUILTIN)
-        for ep in entry_points(group=GROUP):
-            if ep.name in BUILTIN and ep.value != BUILTIN[ep.name]:
-                warnings.warn(
-                    f"binding {ep.name!r} from {ep.value} is ignored: a built-in has that name",
-                    LollmsMagicsWarning,
-                    stacklevel=3,
-                )
-                continue
-            found[ep.name] = ep.value
-        _registry = found
-    return _registry
+# Built-in name -> the extra to install when its module fails to import.
+REGISTRY = Registry(GROUP, BUILTIN, "binding", extras={"llamacpp": "local"})
 
 
 def binding_names() -> list[str]:
     """The names of the installed bindings, built-in ones first."""
-    targets = _targets()
-    return [*BUILTIN, *sorted(set(targets) - set(BUILTIN))]
+    return REGISTRY.names()
 
 
 def binding_class(name: str) -> type[Binding]:
     """Import and return the class of binding ``name``."""
-    target = _targets().get(name)
-    if target is None:
-        raise UnknownBindingError(
-            f"no binding named {name!r}; the bindings are: {', '.join(binding_names())}"
-        )
-    module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        extra = EXTRAS.get(name)
-        how = f"pip install 'lollms-magics[{extra}]'" if extra else f"install {exc.name or module_name}"
-        raise MissingDependencyError(
-            f"binding {name!r} needs {exc.name or module_name}: {how}"
-        ) from exc
-    cls: type[Binding] = getattr(module, attr)
+    cls: type[Binding] = REGISTRY.load(name)
     return cls
 
 

@@ -15,21 +15,17 @@ neither httpx nor Pillow.
 
 from __future__ import annotations
 
-import importlib
-import warnings
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LollmsMagicsWarning, MissingDependencyError, UnknownBindingError
+from ..plugins import Registry
 
 if TYPE_CHECKING:
     from .base import ImageBinding
 
-__all__ = ["BUILTIN", "GROUP", "get_image_binding", "image_binding_class", "image_binding_names"]
+__all__ = ["BUILTIN", "GROUP", "REGISTRY", "get_image_binding", "image_binding_class", "image_binding_names"]
 
 GROUP = "lollms_magics.image_bindings"
 
-# Also declared in pyproject.toml; kept here so a never-installed checkout finds them.
 BUILTIN: dict[str, str] = {
     "lollms": "lollms_magics.tti.lollms:LollmsImageBinding",
     "openai": "lollms_magics.tti.openai:OpenAIImageBinding",
@@ -37,47 +33,17 @@ BUILTIN: dict[str, str] = {
     "comfyui": "lollms_magics.tti.comfyui:ComfyUIBinding",
 }
 
-_registry: dict[str, str] | None = None
-
-
-def _targets() -> dict[str, str]:
-    global _registry
-    if _registry is None:
-        found = dict(BUILTIN)
-        for ep in entry_points(group=GROUP):
-            if ep.name in BUILTIN and ep.value != BUILTIN[ep.name]:
-                warnings.warn(
-                    f"image binding {ep.name!r} from {ep.value} is ignored: a built-in has that name",
-                    LollmsMagicsWarning,
-                    stacklevel=3,
-                )
-                continue
-            found[ep.name] = ep.value
-        _registry = found
-    return _registry
+REGISTRY = Registry(GROUP, BUILTIN, "image binding")
 
 
 def image_binding_names() -> list[str]:
     """The names of the installed image bindings, built-in ones first."""
-    targets = _targets()
-    return [*BUILTIN, *sorted(set(targets) - set(BUILTIN))]
+    return REGISTRY.names()
 
 
 def image_binding_class(name: str) -> type[ImageBinding]:
     """Import and return the class of image binding ``name``."""
-    target = _targets().get(name)
-    if target is None:
-        raise UnknownBindingError(
-            f"no image binding named {name!r}; the image bindings are: {', '.join(image_binding_names())}"
-        )
-    module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"image binding {name!r} needs {exc.name or module_name}: install it"
-        ) from exc
-    cls: type[ImageBinding] = getattr(module, attr)
+    cls: type[ImageBinding] = REGISTRY.load(name)
     return cls
 
 
