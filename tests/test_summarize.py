@@ -144,8 +144,11 @@ def test_chunks_fit_a_tokenizer_coarser_than_the_estimate(server: OpenAIServer) 
 
 
 def test_a_document_that_fits_is_summarized_in_one_call(server: OpenAIServer) -> None:
-    result = summarize("The harbour committee met on 3 May 1998 in Brest.", binding_for(server))
+    events: list[ProgressEvent] = []
+    text = "The harbour committee met on 3 May 1998 in Brest."
+    result = summarize(text, binding_for(server), progress=events.append)
     assert (result.calls, result.chunks) == (1, 1)
+    assert (events[-1].phase, events[-1].done, events[-1].total, events[-1].chunk) == ("done", 1, 1, 1)
     assert "The harbour committee met on 3 May 1998 in Brest." in user_text(chat_requests(server)[0])
 
 

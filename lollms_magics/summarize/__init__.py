@@ -142,6 +142,8 @@ def summarize(
     )
     caller = Caller(counter, CallCache(resume), temperature)
     tracker = Tracker(progress, len(chunks), lambda: caller.figures.completion_tokens)
+    if whole:
+        tracker.total = tracker.chunk = 1  # one call reads the chunk and writes the summary
     work = Work(hosts, caller, budget, tracker, instruction, format, stream)
     result = Summary(
         "", mode=chosen, chunks=len(chunks), source=document.name, notices=list(document.notices)
