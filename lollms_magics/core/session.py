@@ -32,8 +32,10 @@ from ..errors import (
 from ..images import ImageInput, encode_image
 from ..options import validate_options
 from .history import Conversation, Exchange, estimate_tokens
+from .imaging import ImageChoice
 from .interpolate import DEFAULT_LIMIT, fill
 from .keys import KeyStore
+from .target import Target
 
 if TYPE_CHECKING:
     from ..bindings.base import Binding
@@ -42,23 +44,9 @@ if TYPE_CHECKING:
     from ..summarize.result import Summary
     from ..tti.base import ImageBinding, ImageResult
 
-__all__ = ["Session", "Status", "Target", "default_session", "summarize"]
+__all__ = ["Session", "Status", "Target", "default_session", "set_default_session", "summarize"]
 
 ENV_BINDING, ENV_MODEL, ENV_HOST = "LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST"
-
-
-@dataclass(frozen=True)
-class Target:
-    """Which binding, model and host a prompt goes to, and why."""
-
-    name: str
-    model: str | None
-    host: str | None
-    reason: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}:{self.model}" if self.model else self.name
 
 
 @dataclass(frozen=True)
@@ -115,6 +103,7 @@ class Session:
         self._auto: Target | None = None
         self.last: Target | None = None  # the backend the last prompt went to
         self._bindings: dict[tuple[Any, ...], Binding] = {}
+        self._images = ImageChoice(self.keys, lambda: self.auto_timeout)
         if binding and binding.lower() != "auto":
             self.use(binding, model, host, api_key=api_key)
         elif api_key:
@@ -260,19 +249,10 @@ class Session:
         the answer is complete.
         """
         checked = {**self.options, **validate_options(options)}
-        notes: list[str] = []
-        if namespace is not None:
-            filled = fill(prompt, namespace, limit=self.fill_limit)
-            prompt, notes = filled.text, list(filled.notes)
-            if system:
-                filled_system = fill(system, namespace, limit=self.fill_limit)
-                system, notes = filled_system.text, notes + filled_system.notes
-        for text in (prompt, system or ""):
-            if self.keys.holds_secret(text):
-                raise PromptError(
-                    "this prompt holds an API key, which would be sent and saved with the "
-                    "notebook; remove it (keys go in environment variables or %lollms key)"
-                )
+        prompt, notes = self._prepared(prompt, namespace)
+        if system:
+            system, system_notes = self._prepared(system, namespace)
+            notes += system_notes
         encoded = [encode_image(image) for image in images or ()]
         target = self.target(binding, model, host)
         chosen = self.binding(target)
@@ -293,6 +273,19 @@ class Session:
             response.on_finish(lambda r: self._record(r, key, prompt, encoded, target))
         response.on_finish(lambda r: self._after(r, target))
         return response
+
+    def _prepared(self, text: str, namespace: Mapping[str, Any] | None) -> tuple[str, list[str]]:
+        """``text`` with its ``{name}`` references filled, and the notes; refused if it holds a key."""
+        notes: list[str] = []
+        if namespace is not None:
+            filled = fill(text, namespace, limit=self.fill_limit)
+            text, notes = filled.text, list(filled.notes)
+        if self.keys.holds_secret(text):
+            raise PromptError(
+                "this prompt holds an API key, which would be sent and saved with the "
+                "notebook; remove it (keys go in environment variables or %lollms key)"
+            )
+        return text, notes
 
     def _messages(
         self,
@@ -413,17 +406,8 @@ class Session:
         )]
 
     # -- pictures (text-to-image) -----------------------------------------------------
-    # The image backend is kept apart from the text one: use_image() (``%lollms tti use``)
-    # chooses it, else the automatic choice probes the image servers on their usual
-    # ports at the same time (lollms_magics.tti.auto). Keys are shared by binding name.
-
-    _image_chosen: Target | None = None
-    _image_auto: Target | None = None
-
-    def _image_state(self) -> tuple[dict[tuple[Any, ...], Any], dict[str, dict[str, Any]]]:
-        """The image bindings made so far, and the settings given per image binding."""
-        state = self.__dict__.setdefault("_images", ({}, {}))
-        return state  # type: ignore[no-any-return]
+    # The image backend is kept apart from the text one (see core/imaging.py); keys
+    # are shared by binding name.
 
     def use_image(
         self, binding: str = "auto", model: str | None = None, host: str | None = None,
@@ -434,57 +418,24 @@ class Session:
         ``config`` holds binding settings kept for it (``client_id=``, ``workflow=``,
         ``read_timeout=``); ``"auto"`` returns to the automatic choice.
         """
-        from ..tti import image_binding_class
-
-        if binding.lower() == "auto":
-            self._image_chosen = self._image_auto = None
-            return None
-        name, _, inline_model = binding.partition(":")
-        image_binding_class(name)  # UnknownBindingError at once for a typo
         if api_key:
-            self.set_key(name, api_key)
-        if config:
-            self._image_state()[1].setdefault(name, {}).update(config)
-        self._image_chosen = Target(name, model or inline_model or None, host, "set with use_image")
-        return self._image_chosen
+            self.set_key(binding.partition(":")[0], api_key)
+        return self._images.use(binding, model, host, **config)
+
+    @property
+    def image_chosen(self) -> Target | None:
+        """The image backend chosen with :meth:`use_image`, if any (nothing is probed)."""
+        return self._images.chosen
 
     def image_target(
         self, binding: str | None = None, model: str | None = None, host: str | None = None
     ) -> Target:
         """Where a picture request goes: the given binding over the image default, else the automatic one."""
-        if binding:
-            name, _, inline_model = binding.partition(":")
-            base = self._image_chosen
-            if base is None or base.name != name:
-                base = Target(name, inline_model or None, None, "chosen for this picture")
-        elif self._image_chosen is not None:
-            base = self._image_chosen
-        else:
-            if self._image_auto is None:
-                from ..tti.auto import choose_image_binding
-
-                name, found_host, found_model, why = choose_image_binding(timeout=self.auto_timeout)
-                self._image_auto = Target(name, found_model, found_host, f"chosen automatically: {why}")
-            base = self._image_auto
-        return Target(base.name, model or base.model, host or base.host, base.reason)
+        return self._images.target(binding, model, host)
 
     def image_binding(self, target: Target | None = None, **config: Any) -> ImageBinding:
         """The image binding for ``target``, made once per (name, host, model, key, settings)."""
-        from ..tti import image_binding_class
-
-        target = target or self.image_target()
-        cls = image_binding_class(target.name)
-        cache, settings = self._image_state()
-        merged = {**settings.get(target.name, {}), **config}
-        key = self.keys.get(target.name)
-        env_key = os.environ.get(cls.key_env) if cls.key_env else None  # a changed variable: a new binding
-        settings_key = tuple(sorted(merged.items(), key=str))
-        cache_key = (target.name, target.host, target.model, key or env_key, settings_key)
-        binding = cache.get(cache_key)
-        if binding is None:
-            binding = cls(host=target.host, model=target.model, api_key=key, **merged)
-            cache[cache_key] = binding
-        return binding  # type: ignore[no-any-return]
+        return self._images.binding(target, **config)
 
     def image(
         self, prompt: str, *, binding: str | None = None, model: str | None = None, host: str | None = None,
@@ -499,13 +450,8 @@ class Session:
         called with a fraction (or None while the amount is unknown); ``timeout`` is the
         seconds the picture may take; ``extra`` goes to the server (``sampler_name=``...).
         """
-        if namespace is not None:
-            prompt = fill(prompt, namespace, limit=self.fill_limit).text
-            negative_prompt = fill(negative_prompt, namespace, limit=self.fill_limit).text
-        for text in (prompt, negative_prompt):
-            if self.keys.holds_secret(text):
-                raise PromptError("this prompt holds an API key, which would be sent and saved with the "
-                                  "notebook; remove it (keys go in environment variables or %lollms key)")
+        prompt, _ = self._prepared(prompt, namespace)
+        negative_prompt, _ = self._prepared(negative_prompt, namespace)
         target = self.image_target(binding, model, host)
         chosen = self.image_binding(target, **({"read_timeout": timeout} if timeout else {}))
         try:
@@ -513,16 +459,12 @@ class Session:
                 prompt, negative_prompt, width, height, seed, steps, cfg_scale, n, progress=progress, **extra
             )
         except ServerUnreachableError:
-            if self._image_auto is not None and target.name == self._image_auto.name:
-                self._image_auto = None  # the server went away: choose again next time
+            self._images.forget_auto(target)  # the server went away: choose again next time
             raise
 
     def close_images(self) -> None:
         """Close the image bindings' connections."""
-        cache, _ = self._image_state()
-        for made in cache.values():
-            made.close()
-        cache.clear()
+        self._images.close()
 
     # -- long documents -------------------------------------------------------------
 

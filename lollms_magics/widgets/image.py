@@ -69,7 +69,7 @@ class ImagePanel(Panel):
 
     def _build(self) -> list[Any]:
         w = self.w
-        chosen = self.session._image_chosen
+        chosen = self.session.image_chosen
         names = [AUTO, *image_binding_names()]
         first = chosen.name if chosen and chosen.name in names else AUTO
         self.binding = w.Dropdown(options=names, value=first, description="server")
@@ -105,7 +105,7 @@ class ImagePanel(Panel):
     def _choose(self) -> None:
         """Make the panel's server the session's image default when the user picked one."""
         name, host = self.binding.value, self.host.value.strip() or None
-        chosen = self.session._image_chosen
+        chosen = self.session.image_chosen
         if name != AUTO and (chosen is None or (chosen.name, chosen.host) != (name, host)):
             keep = chosen.model if chosen is not None and chosen.name == name else None
             self.session.use_image(name, keep, host)
