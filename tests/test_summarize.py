@@ -377,3 +377,15 @@ def test_an_interrupt_does_not_wait_for_answers_in_flight() -> None:
     assert elapsed < 2.0  # the two answers in flight were cancelled, not read to their end
     assert result.steps == [] and result.cached == 0
     assert len(server.requests_to("/v1/chat/completions")) == 2
+
+
+def test_the_key_facts_of_the_notes_end_the_default_summary(server: OpenAIServer) -> None:
+    server.reply = lambda prompt: "A short summary." if "Write a summary" in prompt else note_reply(prompt)
+    result = summarize(make_document(), binding_for(server), ctx_size=700)
+    line = "- this part runs from sentence {} to sentence {} of the text"
+    facts = [line.format(10 * i + 1, 10 * i + 10) for i in range(7)]
+    # Within the final call's n_predict (175 tokens at this context): the first 7 parts' facts.
+    assert result.text == "A short summary.\n\nKey facts:\n" + "\n".join(facts)
+    shared_memory().clear()
+    formatted = summarize(make_document(), binding_for(server), ctx_size=700, format="one sentence")
+    assert formatted.text == "A short summary."  # an explicit format is the model's text alone

@@ -10,6 +10,7 @@ import pytest
 
 from lollms_magics.errors import InvalidOptionError
 from lollms_magics.summarize.chunking import chunk_text, split_blocks
+from lollms_magics.summarize.facts import key_facts
 from lollms_magics.summarize.progress import ProgressEvent, describe
 from lollms_magics.summarize.quality import RunawayGuard, is_degenerate, key_points
 from lollms_magics.summarize.tokens import TokenCounter, estimate_tokens
@@ -184,3 +185,17 @@ def test_the_text_bar_line() -> None:
     assert describe(event, 10) == "[#####.....]  chunk 5/10  38 tok/s  1:20 left"
     done = ProgressEvent("done", 11, 11, 10, 10, 40.0, 0.0, 95.25)
     assert describe(done, 4) == "[####]  chunk 10/10  40 tok/s  done in 95.2 s"
+
+
+def test_key_facts_take_turns_across_parts_and_skip_what_is_written() -> None:
+    notes = [
+        "- The harbour opened in 1950.\n- It was a fine day.\n- Mayor Anne Kerlo signed the plan.",
+        "- The ferry to Ushant leaves at 9.\n- the ferry to ushant leaves at 9",
+        "",
+        "- Nothing here names anything.",
+    ]
+    facts = key_facts(notes, 1000, estimate_tokens, written="Summary: Mayor Anne Kerlo signed the plan.")
+    assert facts == ["The harbour opened in 1950.", "The ferry to Ushant leaves at 9."]
+    assert key_facts(notes, estimate_tokens("The harbour opened in 1950.") + 2, estimate_tokens) == [
+        "The harbour opened in 1950."
+    ]

@@ -48,4 +48,4 @@ def map_reduce(work: Work, chunks: list[str], notes: dict[int, str]) -> str:
     results = run_jobs(work.hosts, list(range(total)), read, work.caller.cancel, done, work.caller.stop)
     work.steps.extend(results)
     merged = combine(work, results)
-    return write_final(work, merged).text
+    return write_final(work, merged, parts=results).text

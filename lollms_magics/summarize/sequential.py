@@ -35,6 +35,7 @@ def sequential(work: Work, chunks: list[str], memory: list[str]) -> str:
     """Summarize ``chunks`` in order; ``memory`` (the key points) grows as they are read."""
     total = len(chunks)
     known = {normalized(p) for p in memory}
+    parts: list[str] = []  # each chunk's new points, for the key facts at the end
     work.tracker.emit("start")
     for index, chunk in enumerate(chunks):
         view = _recent(memory, work.budget.memory, work)
@@ -50,10 +51,11 @@ def sequential(work: Work, chunks: list[str], memory: list[str]) -> str:
         memory.extend(points)
         known.update(normalized(p) for p in points)
         work.steps.append(as_bullets(points))
+        parts.append(as_bullets(points))
         work.tracker.step("chunk", index + 1)
         _bound(memory, work)
     notes = combine(work, [as_bullets(memory)])
-    return write_final(work, notes).text
+    return write_final(work, notes, parts=parts).text
 
 
 def _recent(memory: list[str], budget: int, work: Work) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from .budget import Budget
 from .calls import Answer, Caller
+from .facts import HEADING, key_facts
 from .hosts import Host, run_jobs, run_on_first
 from .progress import Tracker
 from .prompts import combine_prompt, final_prompt, instruction_lines
@@ -119,8 +120,11 @@ def _trim(notes: list[str], budget: int, work: Work) -> str:
     return "\n".join(ln for k in kept for ln in k)
 
 
-def write_final(work: Work, notes: str, *, whole: bool = False) -> Answer:
-    """The summary, from ``notes`` (``whole``: the document), streamed to ``work.stream``."""
+def write_final(work: Work, notes: str, *, whole: bool = False, parts: list[str] | None = None) -> Answer:
+    """The summary, from ``notes`` (``whole``: the document), streamed to ``work.stream``.
+
+    ``parts``: each chunk's notes, whose key facts end the summary when no format was asked for.
+    """
     prompt = final_prompt(notes, work.instruction, work.output_format, whole=whole)
     pieces: list[str] = []
 
@@ -140,6 +144,12 @@ def write_final(work: Work, notes: str, *, whole: bool = False) -> Answer:
     answer = run_on_first(work.hosts, attempt)
     # Small models open (or close) their answer with the prompt's markers; they are not the summary.
     answer.text = "\n".join(ln for ln in answer.text.splitlines() if ln.strip() not in ("<<<", ">>>")).strip()
+    facts = key_facts(parts, work.budget.n_predict_final, work.count, answer.text) if parts else []
+    if facts and work.output_format is None:
+        block = f"\n\n{HEADING}\n" + as_bullets(facts)
+        answer.text += block
+        if work.stream is not None:
+            work.stream(block)
     work.final_text = answer.text
     work.tracker.step("final")
     return answer
