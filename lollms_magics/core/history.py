@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..images import EncodedImage
 
-__all__ = ["Conversation", "Exchange", "Fitted", "cell_key", "estimate_tokens"]
+if TYPE_CHECKING:
+    from ..bindings.base import Binding
+
+__all__ = ["Conversation", "Exchange", "Fitted", "cell_key", "counter_for", "estimate_tokens"]
 
 Counter = Callable[[str], int]
 
@@ -29,6 +32,19 @@ def estimate_tokens(text: str) -> int:
     overcounts rather than overflows the window.
     """
     return len(text) // 3 + 1
+
+
+def counter_for(binding: Binding | None) -> Counter:
+    """The cheapest faithful token counter for ``binding``: its own local tokenizer, else the estimate."""
+    if binding is None or not binding.local_tokenizer:
+        return estimate_tokens
+    tokenize = binding.tokenize
+
+    def count(text: str) -> int:
+        tokens = tokenize(text)
+        return len(tokens) if tokens is not None else estimate_tokens(text)
+
+    return count
 
 
 def cell_key(shell: Any, text: str) -> str:

@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 
-__all__ = ["KeyStore", "redact_urls"]
+__all__ = ["KeyStore", "declared_key_variables", "redact_urls"]
 
 # Environment variables whose values are treated as secrets when redacting.
 _SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
@@ -35,6 +35,22 @@ def redact_urls(text: str) -> str:
     if "=" not in text:
         return text
     return _QUERY_SECRET.sub(lambda m: m.group("name") + _MASK, text)
+
+
+def declared_key_variables() -> list[str]:
+    """Every registered binding's key variable (read when a key is first looked for)."""
+    from ..bindings import binding_class, binding_names
+    from ..errors import LollmsMagicsError
+
+    names = []
+    for name in binding_names():
+        try:
+            key_env = binding_class(name).key_env
+        except LollmsMagicsError:  # a binding whose extra is not installed
+            continue
+        if key_env:
+            names.append(key_env)
+    return names
 
 
 class KeyStore:

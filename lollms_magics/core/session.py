@@ -20,21 +20,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     InvalidOptionError,
-    LollmsMagicsError,
     PromptError,
     ServerUnreachableError,
 )
 from ..images import ImageInput, encode_image
 from ..options import validate_options
-from .history import Conversation, Exchange, estimate_tokens
+from .history import Conversation, Exchange, counter_for
 from .imaging import ImageChoice
 from .interpolate import DEFAULT_LIMIT, fill
-from .keys import KeyStore
+from .keys import KeyStore, declared_key_variables
+from .status import Status, safe_host
 from .target import Target
 
 if TYPE_CHECKING:
@@ -44,19 +43,9 @@ if TYPE_CHECKING:
     from ..summarize.result import Summary
     from ..tti.base import ImageBinding, ImageResult
 
-__all__ = ["Session", "Status", "Target", "default_session", "set_default_session", "summarize"]
+__all__ = ["Session", "Status", "Target", "default_session", "safe_host", "set_default_session", "summarize"]
 
 ENV_BINDING, ENV_MODEL, ENV_HOST = "LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST"
-
-
-@dataclass(frozen=True)
-class Status:
-    """What :meth:`Session.status` found, as label/value rows."""
-
-    rows: list[tuple[str, str]]
-
-    def __str__(self) -> str:
-        return "\n".join(f"{label:<8} {value}" for label, value in self.rows)
 
 
 class Session:
@@ -92,7 +81,7 @@ class Session:
         **options: Any,
     ) -> None:
         self.conversation = Conversation()
-        self.keys = KeyStore(_declared_key_variables)
+        self.keys = KeyStore(declared_key_variables)
         self.context_size = context_size
         self.max_history = max_history
         self.auto_timeout = auto_timeout
@@ -309,7 +298,7 @@ class Session:
                 "the answer may stop early (raise --ctx-size or lower -n)"
             )
         reserve = min(n_predict or window // 4, window // 2)
-        count = _counter(chosen)
+        count = counter_for(chosen)
         fitted = self.conversation.fit(
             key, prompt, window=window, reserve=reserve, system=system, count=count
         )
@@ -358,52 +347,14 @@ class Session:
         self.conversation.clear()
 
     def status(self, check: bool = True) -> Status:
-        """The backend used last (else the default), why, whether it answers, the key, the history."""
-        from ..bindings import get_binding
+        """The backend used last (else the default), why, whether it answers, the key, the history.
 
-        try:
-            target = self.last or self.default_target()
-        except LollmsMagicsError as exc:
-            none = ("binding", f"none: {self.keys.redact(str(exc))}")
-            return Status([none, *self._history_rows(None)])
-        binding = self.binding(target)
-        rows = [
-            ("binding", f"{target.name} ({target.reason})"),
-            ("model", binding.model or "the server's first"),
-        ]
-        if check:
-            from ..bindings.http import HTTPBinding
+        With ``check``, the server is asked for its models (quickly: a short
+        timeout and no retry).
+        """
+        from .status import status_of
 
-            # A probe of its own, quick to give up, on the host the binding really uses.
-            quick = {"connect_timeout": 2.0, "read_timeout": 5.0, "max_retries": 0}
-            probe = get_binding(
-                target.name, _host_of(binding), binding.model, self.keys.get(target.name),
-                **(quick if isinstance(binding, HTTPBinding) else {}),
-            )
-            try:
-                models = probe.list_models()
-                rows.append(("server", f"answers, {len(models)} model(s)"))
-            except LollmsMagicsError as exc:
-                rows.append(("server", f"does not answer: {self.keys.redact(str(exc))}"))
-            finally:
-                probe.close()
-        rows.append(("host", _safe_host(_host_of(binding))))
-        if target.name in self.keys:
-            rows.append(("key", "typed in this session (kept in memory)"))
-        elif binding.key_env:
-            state = "set" if os.environ.get(binding.key_env) else "not set"
-            rows.append(("key", f"{binding.key_env} is {state}"))
-        return Status(rows + self._history_rows(binding))
-
-    def _history_rows(self, binding: Binding | None) -> list[tuple[str, str]]:
-        window = min(self.context_size, (binding.context_size if binding else None) or self.context_size)
-        tokens = self.conversation.tokens(_counter(binding) if binding else estimate_tokens)
-        backends = sorted({e.backend for e in self.conversation.exchanges})
-        held = f" with {', '.join(backends)}" if backends else ""
-        return [(
-            "history",
-            f"{len(self.conversation)} exchange(s){held}, ~{tokens} of {window} tokens",
-        )]
+        return status_of(self, check)
 
     # -- pictures (text-to-image) -----------------------------------------------------
     # The image backend is kept apart from the text one (see core/imaging.py); keys
@@ -495,45 +446,6 @@ def _same_backend(backend: str, target: Target) -> bool:
     """Whether an exchange's ``binding:model`` is what ``target`` names (its model may be unknown yet)."""
     name, _, model = backend.partition(":")
     return name == target.name and (target.model is None or model == target.model)
-
-
-def _counter(binding: Binding | None) -> Any:
-    """The cheapest faithful token counter for ``binding``: its own local tokenizer, else the estimate."""
-    if binding is not None and binding.local_tokenizer:
-        def count(text: str) -> int:
-            tokens = binding.tokenize(text)
-            return len(tokens) if tokens is not None else estimate_tokens(text)
-
-        return count
-    return estimate_tokens
-
-
-def _host_of(binding: Binding) -> str:
-    return binding.host
-
-
-def _safe_host(host: str) -> str:
-    """``host`` without any ``user:password@`` part, and with key-like query values masked."""
-    import re
-
-    from .keys import redact_urls
-
-    return redact_urls(re.sub(r"//[^/@]*@", "//***@", host))
-
-
-def _declared_key_variables() -> list[str]:
-    """Every registered binding's key variable (read when a key is first looked for)."""
-    from ..bindings import binding_class, binding_names
-
-    names = []
-    for name in binding_names():
-        try:
-            key_env = binding_class(name).key_env
-        except LollmsMagicsError:
-            continue
-        if key_env:
-            names.append(key_env)
-    return names
 
 
 _default: Session | None = None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from ..core.session import _safe_host
+from ..core.status import safe_host
 from ..errors import UnknownBindingError
 from . import image
 from .args import PROMPT_PARSER, Parser, split_options
@@ -116,7 +116,7 @@ def _models(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     binding = session.binding(target)
     models = binding.list_models()
     if not models:
-        print(f"{target.name} at {_safe_host(binding.host)} offers no models")
+        print(f"{target.name} at {safe_host(binding.host)} offers no models")
     for model in models:
         mark = "*" if model.name == binding.model else " "
         print(f"{mark} {model.name}")
@@ -133,7 +133,7 @@ def _use(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     except UnknownBindingError as exc:
         raise UsageError(f"%lollms use: {exc}") from None
     assert target is not None
-    where = f" at {_safe_host(args.host)}" if args.host else ""
+    where = f" at {safe_host(args.host)}" if args.host else ""
     print(f"lollms: using {target.name}{' model ' + target.model if target.model else ''}{where}")
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from ..core.session import _safe_host
+from ..core.status import safe_host
 from ..errors import LollmsMagicsError
 from .args import Parser
 from .image_display import ImageProgress, save_images, show_images
@@ -174,7 +174,7 @@ def tti(magics: LollmsMagics, args: Any, cell: str | None) -> None:
         if chosen is None:
             print("lollms: pictures back to the automatic choice")
             return
-        where = f" at {_safe_host(chosen.host)}" if chosen.host else ""
+        where = f" at {safe_host(chosen.host)}" if chosen.host else ""
         print(f"lollms: pictures from {chosen.name}{' model ' + chosen.model if chosen.model else ''}{where}")
         return
     if sub not in ("services", "settings", "models", "set") or bool(rest) != (sub == "set"):
@@ -183,7 +183,7 @@ def tti(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     if sub == "models":
         models = binding.list_models()
         if not models:
-            print(f"{binding.name} at {_safe_host(binding.host)} offers no image models")
+            print(f"{binding.name} at {safe_host(binding.host)} offers no image models")
         for model in models:
             print(f"{'*' if model.name == binding.model else ' '} {model.name}")
     elif sub == "services":

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..bindings import binding_class, binding_names, get_binding
-from ..core.session import _safe_host
+from ..core.status import safe_host
 from ..errors import LollmsMagicsError
 from ..options import OPTIONS, OptionSpec, validate_options
 from .common import Panel
@@ -161,7 +161,7 @@ class SettingsPanel(Panel):
             model, host = self.model.value or None, self.host.value.strip() or None
             self.session.use(name, model, host)
             where = f"`{name}`" + (f" · model `{model}`" if model else "") + (
-                f" · host `{_safe_host(host)}`" if host else "")
+                f" · host `{safe_host(host)}`" if host else "")
         self.session.options = options
         shown = ", ".join(f"{k}={v}" for k, v in options.items()) or "the server's defaults"
         key = " · API key typed (kept in memory, never saved)" if keyed else ""

@@ -1,0 +1,89 @@
+"""What ``%lollms status`` and :meth:`Session.status` report.
+
+The backend the last prompt went to (else the default one, which may mean
+making the automatic choice), why it was chosen, whether its server answers
+now, where it really is (the host a binding found, not the one it was given),
+its key's state, and the conversation held.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import LollmsMagicsError
+from .history import counter_for, estimate_tokens
+from .keys import redact_urls
+
+if TYPE_CHECKING:
+    from ..bindings.base import Binding
+    from .session import Session
+
+__all__ = ["Status", "safe_host", "status_of"]
+
+
+@dataclass(frozen=True)
+class Status:
+    """What :meth:`Session.status` found, as label/value rows."""
+
+    rows: list[tuple[str, str]]
+
+    def __str__(self) -> str:
+        return "\n".join(f"{label:<8} {value}" for label, value in self.rows)
+
+
+def safe_host(host: str) -> str:
+    """``host`` without any ``user:password@`` part, and with key-like query values masked."""
+    return redact_urls(re.sub(r"//[^/@]*@", "//***@", host))
+
+
+def status_of(session: Session, check: bool = True) -> Status:
+    """The rows of ``session``'s status; with ``check``, the server is asked for its models."""
+    try:
+        target = session.last or session.default_target()
+    except LollmsMagicsError as exc:
+        none = ("binding", f"none: {session.keys.redact(str(exc))}")
+        return Status([none, *_history_rows(session, None)])
+    binding = session.binding(target)
+    rows = [
+        ("binding", f"{target.name} ({target.reason})"),
+        ("model", binding.model or "the server's first"),
+    ]
+    if check:
+        rows.append(("server", _server_row(session, binding)))
+    rows.append(("host", safe_host(binding.host)))
+    if target.name in session.keys:
+        rows.append(("key", "typed in this session (kept in memory)"))
+    elif binding.key_env:
+        state = "set" if os.environ.get(binding.key_env) else "not set"
+        rows.append(("key", f"{binding.key_env} is {state}"))
+    return Status(rows + _history_rows(session, binding))
+
+
+def _server_row(session: Session, binding: Binding) -> str:
+    from ..bindings import get_binding
+    from ..bindings.http import HTTPBinding
+
+    # A probe of its own, quick to give up, on the host the binding really uses.
+    quick = {"connect_timeout": 2.0, "read_timeout": 5.0, "max_retries": 0}
+    probe = get_binding(
+        binding.name, binding.host, binding.model, session.keys.get(binding.name),
+        **(quick if isinstance(binding, HTTPBinding) else {}),
+    )
+    try:
+        return f"answers, {len(probe.list_models())} model(s)"
+    except LollmsMagicsError as exc:
+        return f"does not answer: {session.keys.redact(str(exc))}"
+    finally:
+        probe.close()
+
+
+def _history_rows(session: Session, binding: Binding | None) -> list[tuple[str, str]]:
+    known = binding.context_size if binding else None
+    window = min(session.context_size, known or session.context_size)
+    tokens = session.conversation.tokens(counter_for(binding) if binding else estimate_tokens)
+    backends = sorted({e.backend for e in session.conversation.exchanges})
+    held = f" with {', '.join(backends)}" if backends else ""
+    return [("history", f"{len(session.conversation)} exchange(s){held}, ~{tokens} of {window} tokens")]
