@@ -248,6 +248,7 @@ def figures(
         "completion_tokens": sum(tok.count(r.answer) for r in chats),
         "cut_at_limit": sum(1 for r in chats if r.finish_reason == "length"),
         "client_left": sum(1 for r in chats if r.client_left),
+        "server_broke_off": sum(1 for r in chats if getattr(r, "server_broke_off", False)),
         "max_tokens": sorted({int(r.body.get("max_tokens") or 0) for r in chats if isinstance(r.body, dict)}),
         "temperature": sorted(
             {r.body.get("temperature") for r in chats if isinstance(r.body, dict)}, key=str

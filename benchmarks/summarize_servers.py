@@ -48,6 +48,7 @@ class Record:
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
     client_left: bool = False  # the client closed the connection before the end of the stream
+    server_broke_off: bool = False  # the server ended the stream without finishing its body
 
 
 @dataclass
@@ -222,9 +223,17 @@ class RecordingProxy(_Base):
             handler.send_whole(response.status, content_type, raw)
         else:
             sent = bytearray()
-            if not handler.send_stream(response.status, content_type, _read_pieces(response), sent):
+            try:
+                done = handler.send_stream(response.status, content_type, _read_pieces(response), sent)
+            except (OSError, http.client.HTTPException):
+                # The server broke the stream off (llama-cpp-python does when it sees a disconnect or
+                # another request waiting): keep what was forwarded, end the client's stream too.
+                record.server_broke_off = True
+                handler.close_connection = True  # the client sees the body cut off, as it would directly
+                done = False
+            if not done:
                 # The client hung up mid-stream: hang up on the server too, as a direct client would.
-                record.client_left = True
+                record.client_left = not record.server_broke_off
                 conn.close()
                 self._local.conn = None
             raw = bytes(sent)
