@@ -199,3 +199,35 @@ def test_cancel_stops_the_embedded_model() -> None:
     # the model is free at once for the next answer
     after = binding.generate("Say hi.", n_predict=4, temperature=0, seed=1)
     assert after.text and after.done
+
+
+def test_cancel_while_the_server_has_not_sent_its_headers() -> None:
+    """A request queued by a one-slot server: accepted, then no headers at all."""
+    import socket as socketlib
+
+    listener = socketlib.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    accepted: list[socketlib.socket] = []
+
+    def accept() -> None:
+        conn, _ = listener.accept()
+        accepted.append(conn)  # read nothing, answer nothing
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    binding = get_binding("openai", host=url, model="m", read_timeout=30, max_retries=2)
+    response = binding.generate("hi")
+    timer = threading.Timer(0.3, response.cancel)
+    timer.start()
+    started = time.monotonic()
+    assert list(response) == []
+    elapsed = time.monotonic() - started
+    timer.join()
+    assert elapsed < 1.5  # not the 30 s read timeout, and no retry after the cancel
+    assert response.interrupted and not response.done and response.error is None
+    assert response.finish_reason == "cancelled"
+    binding.close()
+    listener.close()
+    for conn in accepted:
+        conn.close()

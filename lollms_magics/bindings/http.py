@@ -18,7 +18,8 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import httpx
@@ -58,6 +59,12 @@ def normalize_host(host: str, default_port: int | None = None) -> str:
         if url.port is None and url.scheme == "http":
             host = str(url.copy_with(port=default_port)).rstrip("/")
     return host
+
+
+# The answer whose request is being opened in this thread, so that a cancel
+# can cut the connection while the server has not even sent its headers (a
+# queued request on a one-slot server).
+_opening: ContextVar[Response | None] = ContextVar("lollms_magics_opening", default=None)
 
 
 def _reason(exc: BaseException) -> str:
@@ -181,7 +188,11 @@ class HTTPBinding(Binding):
     # -- the stream loop -------------------------------------------------------
 
     def _generate(self, request: GenerationRequest, response: Response) -> Iterator[str]:
-        http = self._send(request, response)
+        token = _opening.set(response)
+        try:
+            http = self._send(request, response)
+        finally:
+            _opening.reset(token)
         response.on_abort(lambda: _shutdown(http))
         framing = self._framing()
         try:
@@ -247,13 +258,17 @@ class HTTPBinding(Binding):
         The caller closes the response.
         """
         url = self._url(path)
+        answer = _opening.get()
+        extensions = {"trace": _connection_tracer(answer)} if answer is not None else None
         attempt = 0
         while True:
-            request = self.client.build_request(method, url, json=body, headers=self._headers())
+            request = self.client.build_request(
+                method, url, json=body, headers=self._headers(), extensions=extensions
+            )
             try:
                 response = self.client.send(request, stream=True)
             except httpx.ConnectError as exc:
-                if attempt < self.max_retries:
+                if attempt < self.max_retries and not (answer is not None and answer._cancelled):
                     self._sleep(retry.backoff_delay(attempt))
                     attempt += 1
                     continue
@@ -277,7 +292,8 @@ class HTTPBinding(Binding):
                 response.close()
             error = self._status_error(response, body_bytes, url)
             _, code = statuses.error_details(body_bytes)
-            if attempt < self.max_retries and retry.should_retry(
+            cancelled = answer is not None and bool(answer._cancelled)
+            if not cancelled and attempt < self.max_retries and retry.should_retry(
                 response.status_code, response.headers, code
             ):
                 wait = retry.parse_retry_after(response.headers)
@@ -403,6 +419,19 @@ class HTTPBinding(Binding):
         return StreamBrokenError(
             f"{self.name} at {self.host}: {message}", binding=self.name, url=str(response.url)
         )
+
+
+def _connection_tracer(answer: Response) -> Callable[[str, dict[str, Any]], None]:
+    """An httpx trace hook that lets ``answer.cancel()`` cut a new connection before any header."""
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                answer.on_abort(lambda: sock.shutdown(socket.SHUT_RDWR))
+
+    return trace
 
 
 def _shutdown(http: httpx.Response) -> None:
