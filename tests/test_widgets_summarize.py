@@ -64,6 +64,8 @@ def test_an_uploaded_file_is_summarized_in_chunks_with_progress(session, openai_
     seen, shown = [], []
     panel.progress.observe(lambda change: seen.append(change["new"]), names="value")
     panel.interval = 0.0  # every piece of the final summary reaches the browser
+    # With a form asked for, the summary is the model's text alone (no "Key facts" list).
+    panel.format.value = "one bullet"
     panel.result.observe(lambda change: shown.extend(e["data"]["text/markdown"] for e in change["new"]),
                          names="outputs")
     cap = run(panel)
