@@ -16,6 +16,7 @@ def _fresh_kernel_state():
     """
     from lollms_magics.bindings import lollms
     from lollms_magics.core import session
+    from lollms_magics.transport import tape
 
     session._default = None
     lollms.forget_protocols()
@@ -23,6 +24,9 @@ def _fresh_kernel_state():
     if session._default is not None:
         session._default.close()
         session._default = None
+    # A recorder or player a test left installed must not wrap the next test's clients.
+    tape.install(None)
+    tape.install_local(None)
 
 # ---------------------------------------------------------------------------
 # Loopback protocol servers (tests/servers). Each fixture yields a freshly

@@ -83,16 +83,11 @@ def choose_binding(timeout: float = 0.5) -> AutoChoice:
     concurrently. Raises :class:`~lollms_magics.errors.NoBackendError` when
     nothing is usable, naming what runs but needs something.
     """
-    import httpx
 
     candidates = _candidates()
-    from ..transport import tape
+    from ..transport.client import probe_client
 
-    # Through the tape hook, so that a recorded notebook makes the same choice when replayed.
-    client = httpx.Client(
-        timeout=httpx.Timeout(timeout), trust_env=False, follow_redirects=False,
-        transport=tape.wrap(None, verify=True, trust_env=False),
-    )
+    client = probe_client(timeout)
     pool = ThreadPoolExecutor(max_workers=max(1, len(candidates)), thread_name_prefix="lollms-probe")
     unusable: list[str] = []
     silent: list[str] = []  # bindings whose probe found nothing

@@ -187,8 +187,10 @@ def _read_text(path: Path) -> str:
 def _load_url(url: str) -> Document:
     import httpx
 
+    from ..transport.client import make_client
+
     try:
-        with httpx.Client(follow_redirects=True, timeout=httpx.Timeout(30.0, connect=10.0)) as client:
+        with make_client(url, connect_timeout=10.0, read_timeout=30.0, follow_redirects=True) as client:
             response = client.get(url)
     except httpx.HTTPError as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__

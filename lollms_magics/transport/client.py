@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["is_local_host", "make_client"]
+__all__ = ["is_local_host", "make_client", "probe_client"]
 
 
 def is_local_host(url: str) -> bool:
@@ -41,6 +41,7 @@ def make_client(
     read_timeout: float,
     transport: httpx.BaseTransport | None = None,
     verify: bool = True,
+    follow_redirects: bool = False,
 ) -> httpx.Client:
     """A client for the server at ``host``; ``read_timeout`` bounds the silence between two pieces."""
     import httpx
@@ -54,4 +55,21 @@ def make_client(
         transport=tape.wrap(transport, verify=verify, trust_env=trust_env),
         verify=verify,
         trust_env=trust_env,
+        follow_redirects=follow_redirects,
+    )
+
+
+def probe_client(timeout: float) -> httpx.Client:
+    """The short-lived client of an automatic choice: local probes, no proxy, no redirect.
+
+    It goes through the tape hook too, so a recorded notebook makes the same
+    choice when it is replayed.
+    """
+    import httpx
+
+    from . import tape
+
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout), trust_env=False, follow_redirects=False,
+        transport=tape.wrap(None, verify=True, trust_env=False),
     )

@@ -62,10 +62,11 @@ def _probe(cls: type[ImageBinding], client: object) -> Probe | None:
 
 def choose_image_binding(timeout: float = 0.5) -> tuple[str, str | None, str | None, str]:
     """``(name, host, model, reason)`` of the image server to use; NoBackendError when none is usable."""
-    import httpx
 
     candidates = _candidates()
-    client = httpx.Client(timeout=httpx.Timeout(timeout), trust_env=False, follow_redirects=False)
+    from ..transport.client import probe_client
+
+    client = probe_client(timeout)
     pool = ThreadPoolExecutor(max_workers=max(1, len(candidates)), thread_name_prefix="lollms-image-probe")
     unusable: list[str] = []
     try:
