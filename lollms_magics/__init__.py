@@ -100,11 +100,15 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register the ``%lollms`` / ``%%lollms`` magics (called by ``%load_ext``)."""
-    from .core.session import default_session
-    from .ipython.magics import LollmsMagics
-    from .ipython.replay import start_from_environment
+    import os
 
-    start_from_environment(default_session())  # LOLLMS_MAGICS_REPLAY / _RECORD
+    from .ipython.magics import LollmsMagics
+
+    if os.environ.get("LOLLMS_MAGICS_REPLAY") or os.environ.get("LOLLMS_MAGICS_RECORD"):
+        from .core.session import default_session
+        from .ipython.replay import start_from_environment
+
+        start_from_environment(default_session())
     ipython.register_magics(LollmsMagics)
 
 

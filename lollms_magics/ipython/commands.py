@@ -12,6 +12,7 @@ own (``%lollms image``, ``%lollms summarize``...).
 
 from __future__ import annotations
 
+import importlib
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,11 +22,7 @@ from IPython.core.error import UsageError
 
 from ..core.status import safe_host
 from ..errors import UnknownBindingError
-from . import image
 from .args import PROMPT_PARSER, Parser, split_options
-from .summarize import PARSER as SUMMARIZE_PARSER
-from .summarize import USAGE as SUMMARIZE_USAGE
-from .summarize import summarize_command
 
 if TYPE_CHECKING:
     from .magics import LollmsMagics
@@ -74,30 +71,31 @@ def run(magics: LollmsMagics, line: str, cell: str | None = None) -> bool:
     name, _, tail = rest.strip().partition(" ")
     if not name and not argv and cell is None:
         name = "help"
-    command = COMMANDS.get(name)
-    if command is None:
+    found = command(name)
+    if found is None:
         return False
+    cmd = found
     try:
         words = shlex.split(tail)
     except ValueError:  # an apostrophe in prose: a prompt, unless the command takes prose
-        if command.parser is None:
+        if cmd.parser is None:
             return False
         words = tail.split()
-    if cell is not None and not command.cell:
+    if cell is not None and not cmd.cell:
         raise UsageError(f"%%lollms {name} takes no cell body; use %lollms {name}")
-    if command.parser is not None:
-        command.handler(magics, command.parser.parse_args(argv + words), cell)
+    if cmd.parser is not None:
+        cmd.handler(magics, cmd.parser.parse_args(argv + words), cell)
         return True
     has_option = bool(argv) or any(word.startswith("-") for word in words)
     positional = [word for word in words if not word.startswith("-")]
-    low, high = command.words
+    low, high = cmd.words
     if len(positional) > high and not has_option:
         return False
     args = _PARSER.parse_args(argv + words)
     given = [opt for opt in ("binding", "model", "host") if getattr(args, opt) is not None]
-    if not low <= len(args.words) <= high or set(given) - set(command.options):
-        raise UsageError(f"usage: {command.usage}")
-    command.handler(magics, args, cell)
+    if not low <= len(args.words) <= high or set(given) - set(cmd.options):
+        raise UsageError(f"usage: {cmd.usage}")
+    cmd.handler(magics, args, cell)
     return True
 
 
@@ -182,8 +180,10 @@ def _help(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     text = PROMPT_PARSER.format_help()
     print(text[text.find("options:") :].rstrip())
     print("\ncommands:")
-    for command in COMMANDS.values():
-        print(f"  {command.usage:<46} {command.help}")
+    for name in LAZY:
+        command(name)
+    for entry in COMMANDS.values():
+        print(f"  {entry.usage:<46} {entry.help}")
     print("\nsettings (%config LollmsMagics.NAME = VALUE):")
     for name, trait in sorted(magics.traits(config=True).items()):
         print(f"  {name:<18} {getattr(magics, name)!r:<12} {trait.help}")
@@ -207,13 +207,19 @@ COMMANDS: dict[str, Command] = {
     "history": Command(_history, (0, 0), "%lollms history", "show the conversation"),
     "reset": Command(_reset, (0, 0), "%lollms reset", "start a new conversation"),
     "key": Command(_key, (1, 1), "%lollms key BINDING", "type a binding's API key (hidden)"),
-    "summarize": Command(
-        summarize_command, (0, 1), SUMMARIZE_USAGE, "summarize a long document, file, URL or variable",
-        parser=SUMMARIZE_PARSER, cell=True,
-    ),
     "help": Command(_help, (0, 0), "%lollms help", "this help"),
-    "image": Command(image.image, (0, 0), "%lollms image PROMPT [-W 768 -H 512 ...]",
-                     "make pictures (--help)", parser=image.IMAGE_PARSER, cell=True),
-    "tti": Command(image.tti, (1, 99), image.TTI_USAGE, "the image backend", parser=image.TTI_PARSER),
 }
-from . import panel, replay  # noqa: E402,F401  (they register their commands)
+
+# Commands whose module is imported on first use (it adds them to COMMANDS), so that
+# %load_ext stays light: name -> module of this package.
+LAZY: dict[str, str] = {
+    "image": "image", "tti": "image", "summarize": "summarize", "panel": "panel",
+    "record": "replay", "replay": "replay",
+}
+
+
+def command(name: str) -> Command | None:
+    """The command called ``name``, importing the module that provides it on first use."""
+    if name not in COMMANDS and name in LAZY:
+        importlib.import_module(f"{__package__}.{LAZY[name]}")
+    return COMMANDS.get(name)

@@ -27,6 +27,7 @@ from IPython.core.error import UsageError
 from ..core.status import safe_host
 from ..errors import LollmsMagicsError
 from .args import Parser
+from .commands import COMMANDS, Command
 from .image_display import ImageProgress, save_images, show_images
 
 if TYPE_CHECKING:
@@ -206,3 +207,10 @@ def _print_settings(settings: Any) -> None:
             print(f"  {name} = {value!r}")
     else:
         print("  (no settings)")
+
+
+COMMANDS["image"] = Command(
+    image, (0, 0), "%lollms image PROMPT [-W 768 -H 512 ...]", "make pictures (--help)",
+    parser=IMAGE_PARSER, cell=True,
+)
+COMMANDS["tti"] = Command(tti, (1, 99), TTI_USAGE, "the image backend", parser=TTI_PARSER)

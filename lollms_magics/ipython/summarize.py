@@ -32,6 +32,7 @@ from IPython.core.error import UsageError
 from ..core.interpolate import lookup
 from ..errors import DocumentError, MissingDependencyError
 from .args import Parser
+from .commands import COMMANDS, Command
 from .failure import CellFailure
 
 if TYPE_CHECKING:
@@ -221,3 +222,9 @@ class TextBar:
 
             self._bar = Bar()
         self._bar(event)
+
+
+COMMANDS["summarize"] = Command(
+    summarize_command, (0, 1), USAGE, "summarize a long document, file, URL or variable",
+    parser=PARSER, cell=True,
+)
