@@ -282,6 +282,9 @@ class HTTPBinding(Binding):
                 ) from None
             except httpx.HTTPError as exc:
                 raise self._unreachable(exc, url) from None
+            # httpcore would call the tracer twice per chunk of the body: it is
+            # needed only until the headers are in (the same dict reaches httpcore).
+            request.extensions.pop("trace", None)
             if response.status_code < 400:
                 return response
             try:
