@@ -52,24 +52,6 @@ def ndjson_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield pending
 
 
-def _normalized(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """The chunks with every SSE line end (``\\r\\n``, ``\\r``) made a ``\\n``."""
-    after_cr = False  # the last chunk ended with "\r": a "\n" opening the next is the same line end
-    for chunk in chunks:
-        if not chunk:
-            continue
-        if after_cr:
-            after_cr = False  # whatever follows, that "\r" has been answered
-            if chunk[:1] == b"\n":
-                chunk = chunk[1:]
-                if not chunk:
-                    continue
-        if b"\r" in chunk:
-            after_cr = chunk.endswith(b"\r")
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        yield chunk
-
-
 def _event_data(block: bytes) -> bytes | None:
     """The data of one event's lines (None when it has no data field)."""
     data: list[bytes] = []
@@ -92,7 +74,16 @@ def sse_data(chunks: Iterable[bytes]) -> Iterator[bytes]:
     lone ``[DONE]``, which some servers send without the blank line after it.
     """
     pending = b""
-    for chunk in _normalized(chunks):
+    after_cr = False  # the last chunk ended with "\r": a "\n" opening the next is the same line end
+    for chunk in chunks:
+        if not chunk:
+            continue
+        # Line ends made "\n" here, inline: this loop runs once per network read.
+        if b"\r" in chunk or after_cr:
+            if after_cr and chunk[:1] == b"\n":
+                chunk = chunk[1:]
+            after_cr = chunk.endswith(b"\r")
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if pending:
             chunk = pending + chunk
         if b"\n\n" not in chunk:
