@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "Response": "lollms_magics.response",
     "Session": "lollms_magics.core.session",
     "default_session": "lollms_magics.core.session",
+    "set_default_session": "lollms_magics.core.session",
     "summarize": "lollms_magics.core.session",
     "LollmsMagicsError": "lollms_magics.errors",
     "BindingError": "lollms_magics.errors",
@@ -67,6 +68,7 @@ __all__ = [
     "get_binding",
     "load_ipython_extension",
     "panels",
+    "set_default_session",
     "summarize",
     "unload_ipython_extension",
 ]
@@ -77,7 +79,7 @@ if TYPE_CHECKING:
     from .bindings.base import Binding
     from .compat.client import LollmsClient
     from .compat.enums import ELF_COMPLETION_FORMAT, ELF_GENERATION_FORMAT, MSG_TYPE, SENDER_TYPES
-    from .core.session import Session, default_session
+    from .core.session import Session, default_session, set_default_session
     from .errors import BindingError, LollmsMagicsError
     from .response import Response
     from .schema import ModelInfo
