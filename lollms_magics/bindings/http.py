@@ -223,7 +223,7 @@ class HTTPBinding(Binding):
                         if payload == end:
                             return
                         try:
-                            event = loads(payload)
+                            event = loads(payload.decode())  # str: json skips its encoding sniffing
                         except ValueError:
                             raise self._broken("the server sent an event that is not JSON", http) from None
                         part = on_event(event, response)
