@@ -103,7 +103,9 @@ def run_jobs(
         thread.start()
     try:
         while not run.finished.wait(0.05):  # short waits keep the main thread interruptible
-            if not any(t.is_alive() for t in threads):
+            # Every worker gone, and not because the last one finished the work (it sets
+            # `finished` before leaving, possibly just after the wait above timed out).
+            if not any(t.is_alive() for t in threads) and not run.finished.is_set():
                 run.fail(_all_down(hosts))
     except BaseException:
         run.stop()  # KeyboardInterrupt: the calls in flight end at once
