@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import LollmsMagicsError
 from .history import counter_for, estimate_tokens
@@ -19,7 +19,22 @@ from .keys import redact_urls
 
 if TYPE_CHECKING:
     from ..bindings.base import Binding
-    from .session import Session
+    from .history import Conversation
+    from .keys import KeyStore
+    from .target import Target
+
+
+class Session(Protocol):
+    """What the status reads of a session (``Session``, which imports this module)."""
+
+    last: Target | None
+    keys: KeyStore
+    context_size: int
+    conversation: Conversation
+
+    def default_target(self) -> Target: ...
+
+    def binding(self, target: Target | None = None) -> Binding: ...
 
 __all__ = ["Status", "safe_host", "status_of"]
 

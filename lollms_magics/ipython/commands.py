@@ -16,7 +16,7 @@ import importlib
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from IPython.core.error import UsageError
 
@@ -25,11 +25,22 @@ from ..errors import UnknownBindingError
 from .args import PROMPT_PARSER, Parser, split_options
 
 if TYPE_CHECKING:
-    from .magics import LollmsMagics
+    from ..core.session import Session
+
+
+class Magics(Protocol):
+    """What a command needs of the magics (``LollmsMagics``, which imports this module)."""
+
+    @property
+    def session(self) -> Session: ...
+
+    def traits(self, **metadata: Any) -> dict[str, Any]: ...
 
 __all__ = ["COMMANDS", "Command", "run"]
 
-Handler = Callable[["LollmsMagics", Any, "str | None"], None]
+# handler(magics, parsed arguments, cell body or None); modules typing their magics
+# as LollmsMagics register here too.
+Handler = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,7 @@ def _parser() -> Parser:
 _PARSER = _parser()
 
 
-def run(magics: LollmsMagics, line: str, cell: str | None = None) -> bool:
+def run(magics: Magics, line: str, cell: str | None = None) -> bool:
     """Run ``line`` if it is a command; False when it is a prompt."""
     try:
         argv, rest = split_options(line)
@@ -99,7 +110,7 @@ def run(magics: LollmsMagics, line: str, cell: str | None = None) -> bool:
     return True
 
 
-def _bindings(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+def _bindings(magics: Magics, args: Any, cell: str | None) -> None:
     from ..bindings import binding_names
 
     current = magics.session.last or magics.session.configured()
@@ -108,7 +119,7 @@ def _bindings(magics: LollmsMagics, args: Any, cell: str | None) -> None:
         print(f"{mark} {name}")
 
 
-def _models(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+def _models(magics: Magics, args: Any, cell: str | None) -> None:
     session = magics.session
     target = session.target(args.binding, args.model, args.host)
     binding = session.binding(target)
@@ -120,7 +131,7 @@ def _models(magics: LollmsMagics, args: Any, cell: str | None) -> None:
         print(f"{mark} {model.name}")
 
 
-def _use(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+def _use(magics: Magics, args: Any, cell: str | None) -> None:
     spec = args.words[0]
     if spec.lower() == "auto":
         magics.session.use("auto")
@@ -135,11 +146,11 @@ def _use(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     print(f"lollms: using {target.name}{' model ' + target.model if target.model else ''}{where}")
 
 
-def _status(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+def _status(magics: Magics, args: Any, cell: str | None) -> None:
     print(magics.session.status())
 
 
-def _history(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+def _history(magics: Magics, args: Any, cell: str | None) -> None:
     exchanges = magics.session.history()
     if not exchanges:
         print("lollms: the conversation is empty")
@@ -154,12 +165,12 @@ def _short(text: str, width: int = 100) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _reset(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+def _reset(magics: Magics, args: Any, cell: str | None) -> None:
     magics.session.reset()
     print("lollms: conversation cleared")
 
 
-def _key(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+def _key(magics: Magics, args: Any, cell: str | None) -> None:
     from ..bindings import binding_class
 
     name = args.words[0]
@@ -175,7 +186,7 @@ def _key(magics: LollmsMagics, args: Any, cell: str | None) -> None:
         print(f"lollms: no key for {name}")
 
 
-def _help(magics: LollmsMagics, args: Any, cell: str | None) -> None:
+def _help(magics: Magics, args: Any, cell: str | None) -> None:
     print("%%lollms [options]   the cell is the prompt\n%lollms [options] PROMPT\n")
     text = PROMPT_PARSER.format_help()
     print(text[text.find("options:") :].rstrip())
