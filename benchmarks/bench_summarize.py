@@ -76,7 +76,7 @@ OURS = """
 import json, sys, time
 cfg = json.loads(sys.argv[1])
 from lollms_magics.bindings import get_binding
-from lollms_magics.summarize import summarize
+from lollms_magics.summaries import summarize
 text = open(cfg["doc"], encoding="utf-8").read()
 binding = get_binding("openai", host=cfg["host"] + "/v1", model="bench")
 start = time.monotonic()

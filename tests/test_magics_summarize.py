@@ -14,8 +14,8 @@ from IPython.utils.capture import capture_output
 
 from lollms_magics.core.session import Session
 from lollms_magics.ipython.magics import LollmsMagics
-from lollms_magics.summarize import Summary
-from lollms_magics.summarize.resume import shared_memory
+from lollms_magics.summaries import Summary
+from lollms_magics.summaries.resume import shared_memory
 from tests.servers import OpenAIServer
 from tests.test_summarize import all_ids, chat_requests, make_document, note_reply, part_ids, serve, user_text
 

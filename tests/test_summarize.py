@@ -19,8 +19,8 @@ import pytest
 
 from lollms_magics import get_binding
 from lollms_magics.errors import InvalidOptionError
-from lollms_magics.summarize import ProgressEvent, Summary, summarize
-from lollms_magics.summarize.resume import shared_memory
+from lollms_magics.summaries import ProgressEvent, Summary, summarize
+from lollms_magics.summaries.resume import shared_memory
 from tests.servers import OpenAIServer
 from tests.servers.base import Recorded, word_count
 from tests.servers.openai_compat import message_text
@@ -353,7 +353,7 @@ def test_the_top_level_function_and_the_session_method(server: OpenAIServer) -> 
     result = session.summarize(document, ctx_size=700, hosts=[server.url, server.url], concurrency=2)
     assert result.complete and result.chunks > 1
     shared_memory().clear()
-    # The subpackage is imported by now; the name still calls the default session's summarize.
+    # The subpackage (lollms_magics.summaries) is imported by now; the name is still the function.
     assert callable(lollms_magics.summarize)
     options = {"binding": "openai", "model": "test-model", "host": server.url, "ctx_size": 700}
     again = lollms_magics.summarize(document, **options)

@@ -15,8 +15,8 @@ pytest.importorskip("llama_cpp.server", reason="needs llama-cpp-python[server]")
 
 from lollms_magics import get_binding
 from lollms_magics.bindings import llamacpp
-from lollms_magics.summarize import ProgressEvent, summarize
-from lollms_magics.summarize.resume import shared_memory
+from lollms_magics.summaries import ProgressEvent, summarize
+from lollms_magics.summaries.resume import shared_memory
 from tests.test_llama_server import llama_server  # noqa: F401  (the module's server fixture)
 
 pytestmark = [pytest.mark.model, pytest.mark.server, pytest.mark.timeout(600)]

@@ -19,8 +19,8 @@ import pytest
 
 from lollms_magics import get_binding
 from lollms_magics.errors import DocumentError, MissingDependencyError
-from lollms_magics.summarize import Document, convert, load_source, summarize
-from lollms_magics.summarize.resume import shared_memory
+from lollms_magics.summaries import Document, convert, load_source, summarize
+from lollms_magics.summaries.resume import shared_memory
 from tests.servers import OpenAIServer
 from tests.servers.openai_compat import message_text
 

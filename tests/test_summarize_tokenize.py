@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from lollms_magics import get_binding
-from lollms_magics.summarize import summarize
-from lollms_magics.summarize.resume import shared_memory
+from lollms_magics.summaries import summarize
+from lollms_magics.summaries.resume import shared_memory
 from tests.servers import LOLLMS_KEY, LollmsServer, LollmsWebuiServer
 from tests.servers.base import word_count
 from tests.test_summarize import make_document, note_reply

@@ -9,11 +9,11 @@ import tracemalloc
 import pytest
 
 from lollms_magics.errors import InvalidOptionError
-from lollms_magics.summarize.chunking import chunk_text, split_blocks
-from lollms_magics.summarize.facts import key_facts
-from lollms_magics.summarize.progress import ProgressEvent, describe
-from lollms_magics.summarize.quality import RunawayGuard, is_degenerate, key_points
-from lollms_magics.summarize.tokens import TokenCounter, estimate_tokens
+from lollms_magics.summaries.chunking import chunk_text, split_blocks
+from lollms_magics.summaries.facts import key_facts
+from lollms_magics.summaries.progress import ProgressEvent, describe
+from lollms_magics.summaries.quality import RunawayGuard, is_degenerate, key_points
+from lollms_magics.summaries.tokens import TokenCounter, estimate_tokens
 
 
 class Words:

@@ -11,7 +11,7 @@ from IPython.utils.capture import capture_output
 
 from lollms_magics import panels
 from lollms_magics.core.session import Session
-from lollms_magics.summarize.resume import shared_memory
+from lollms_magics.summaries.resume import shared_memory
 from tests.servers.openai_compat import message_text
 
 pytestmark = pytest.mark.timeout(60)
@@ -191,7 +191,7 @@ class FakeBinding:
 def test_a_stop_during_the_request_cancels_its_answer_and_raises_cancelled():
     import threading
 
-    from lollms_magics.summarize.calls import Cancelled
+    from lollms_magics.summaries.calls import Cancelled
     from lollms_magics.widgets.summarize import StoppableBinding
 
     stop = threading.Event()

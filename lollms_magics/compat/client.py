@@ -40,7 +40,7 @@ from .summary import SummaryArguments, run_sequential_summarize
 
 if TYPE_CHECKING:
     from ..bindings.base import Binding
-    from ..summarize import Summary
+    from ..summaries import Summary
     from .tti import CourseTTI
 
 __all__ = ["ENV_OVERRIDES", "ClientBinding", "LollmsClient"]

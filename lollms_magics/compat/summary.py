@@ -1,4 +1,4 @@
-"""``sequential_summarize`` in both spellings, on :func:`lollms_magics.summarize.summarize`.
+"""``sequential_summarize`` in both spellings, on :func:`lollms_magics.summaries.summarize`.
 
 lollms-client 0.9 to 1.9 named the arguments ``text``,
 ``chunk_processing_prompt``, ``chunk_processing_output_format``,
@@ -34,7 +34,7 @@ from .callbacks import Callback, one_line, stops
 from .enums import MSG_TYPE
 
 if TYPE_CHECKING:
-    from ..summarize import ProgressEvent, Summary
+    from ..summaries import ProgressEvent, Summary
 
 __all__ = ["SummaryArguments", "run_sequential_summarize"]
 
@@ -103,7 +103,7 @@ def _prompt(value: Any, default: str) -> str | None:
 
 def _progress(callback: Callback | None, debug: bool) -> Callable[[ProgressEvent], None]:
     """A summarizer progress callback that speaks lollms-client's step messages."""
-    from ..summarize.calls import Cancelled
+    from ..summaries.calls import Cancelled
 
     def report(event: ProgressEvent) -> None:
         if debug:
@@ -133,7 +133,7 @@ def run_sequential_summarize(binding: Any, arguments: SummaryArguments, n_predic
                              temperature: float | None, ctx_default: int | None,
                              redact: Callable[[str], str]) -> tuple[str, Summary | None]:
     """Summarize; the text (or ``"Error: ..."``) and the summarizer's result with its figures."""
-    from ..summarize import summarize
+    from ..summaries import summarize
 
     callback = arguments.callback
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..bindings.base import Binding
     from ..response import Response
     from ..schema import ModelInfo
-    from ..summarize.result import Summary
+    from ..summaries.result import Summary
     from ..tti.base import ImageBinding, ImageResult
 
 __all__ = ["Session", "Status", "Target", "default_session", "safe_host", "set_default_session", "summarize"]
@@ -429,14 +429,14 @@ class Session:
         hosts: Sequence[str] | None = None,
         **options: Any,
     ) -> Summary:
-        """Summarize a document longer than the context; see :func:`lollms_magics.summarize.summarize`.
+        """Summarize a document longer than the context; see :func:`lollms_magics.summaries.summarize`.
 
         ``source`` is text, a DataFrame, a file, a folder, a glob or a URL;
         ``hosts`` (server URLs of the same binding) share the work, each with
         ``concurrency`` requests at once; ``options`` are ``summarize``'s
         (``mode``, ``instruction``, ``format``, ``ctx_size``, ``progress``...).
         """
-        from ..summarize import summarize
+        from ..summaries import summarize
 
         urls: Sequence[str | None] = list(hosts) if hosts else [host]
         return summarize(source, [self.binding(self.target(binding, model, url)) for url in urls], **options)

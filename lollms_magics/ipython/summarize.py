@@ -15,7 +15,7 @@ cell body is the instruction for each chunk; with no SOURCE, the cell body is
 the text to summarize. A progress bar (ipywidgets in a notebook, a text bar
 on a terminal) shows chunk i of N, tokens per second and the time left; the
 summary streams into the cell. An interrupt or a failure keeps what was done
-in ``--out`` (a :class:`~lollms_magics.summarize.Summary`) and a re-run
+in ``--out`` (a :class:`~lollms_magics.summaries.Summary`) and a re-run
 resumes. The work itself is :meth:`~lollms_magics.core.session.Session.summarize`.
 """
 
@@ -36,8 +36,8 @@ from .commands import COMMANDS, Command
 from .failure import CellFailure
 
 if TYPE_CHECKING:
-    from ..summarize.progress import ProgressEvent
-    from ..summarize.result import Summary
+    from ..summaries.progress import ProgressEvent
+    from ..summaries.result import Summary
     from .magics import LollmsMagics
 
 __all__ = ["PARSER", "USAGE", "summarize_command"]
@@ -179,7 +179,7 @@ class LiveText:
 
 
 def _label(event: ProgressEvent) -> str:
-    from ..summarize.progress import describe
+    from ..summaries.progress import describe
 
     line = describe(event, 0)
     return line.split("]", 1)[-1].strip()  # the widget draws the bar itself
@@ -211,14 +211,14 @@ class WidgetBar:
 
 
 class TextBar:
-    """The terminal's bar (:class:`lollms_magics.summarize.TextBar`), imported on first use."""
+    """The terminal's bar (:class:`lollms_magics.summaries.TextBar`), imported on first use."""
 
     def __init__(self) -> None:
         self._bar: Any = None
 
     def __call__(self, event: ProgressEvent) -> None:
         if self._bar is None:
-            from ..summarize.progress import TextBar as Bar
+            from ..summaries.progress import TextBar as Bar
 
             self._bar = Bar()
         self._bar(event)

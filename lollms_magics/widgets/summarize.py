@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LollmsMagicsError
-from ..summarize import MODES, summarize
-from ..summarize.calls import Cancelled
-from ..summarize.progress import ProgressEvent, describe
+from ..summaries import MODES, summarize
+from ..summaries.calls import Cancelled
+from ..summaries.progress import ProgressEvent, describe
 from .common import Panel, Throttle, markdown_bundle
 
 if TYPE_CHECKING:
-    from ..summarize.result import Summary
+    from ..summaries.result import Summary
 
 __all__ = ["StoppableBinding", "SummarizePanel"]
 

@@ -1,4 +1,4 @@
-"""What SOURCE is, turned into a :class:`~lollms_magics.summarize.document.Document`.
+"""What SOURCE is, turned into a :class:`~lollms_magics.summaries.document.Document`.
 
 A source is text (a string, a list of strings), a table (anything with
 ``to_csv``, e.g. a pandas DataFrame), a file path, a folder (its supported

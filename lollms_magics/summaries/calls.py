@@ -1,7 +1,7 @@
 """One model call for a summary: options, streaming, loop guard, figures, cache.
 
 Every call gets an explicit ``n_predict`` and stop sequences; its streamed
-answer is watched by a :class:`~lollms_magics.summarize.quality.RunawayGuard`
+answer is watched by a :class:`~lollms_magics.summaries.quality.RunawayGuard`
 and cut as soon as it loops; a shared cancel flag (set on an interrupt or
 when another thread failed) stops it between two pieces. The figures (calls,
 prompt and completion tokens) use the server's counts when it reports them,

@@ -2,7 +2,7 @@
 
 ::
 
-    from lollms_magics.summarize import summarize
+    from lollms_magics.summaries import summarize
     result = summarize("report.pdf", binding, format="five bullet points")
     print(result.text, result.calls, result.wall_time)
 
@@ -48,10 +48,7 @@ servers are given as a list of bindings (``--hosts`` in the magic).
 
 from __future__ import annotations
 
-import importlib
-import sys
 import time
-import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -223,22 +220,3 @@ def _notes_so_far(notes: dict[int, str], memory: list[str]) -> str:
     if memory:
         return as_bullets(memory)
     return "\n".join(notes[i] for i in sorted(notes) if notes[i])
-
-
-class _CallableModule(types.ModuleType):
-    """This package, callable: ``lollms_magics.summarize(source, ...)`` keeps working once imported.
-
-    The top-level function ``lollms_magics.summarize`` and this subpackage
-    share a name, and importing the subpackage sets the package attribute to
-    the module; so the module itself forwards calls to the function, which
-    uses the kernel's default session (found at call time: the session layer
-    sits above this one).
-    """
-
-    def __call__(self, source: Any, **options: Any) -> Summary:
-        session = importlib.import_module("lollms_magics.core.session")
-        result: Summary = session.summarize(source, **options)
-        return result
-
-
-sys.modules[__name__].__class__ = _CallableModule
