@@ -18,18 +18,18 @@ magics use; any number of others can be made.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     InvalidOptionError,
-    PromptError,
     ServerUnreachableError,
 )
 from ..images import ImageInput, encode_image
 from ..options import validate_options
-from .history import Conversation, Exchange, counter_for
+from .history import Conversation, Exchange, answer_reserve, counter_for, history_window
 from .imaging import ImageChoice
 from .interpolate import DEFAULT_LIMIT, fill
 from .keys import KeyStore, declared_key_variables
@@ -40,11 +40,13 @@ if TYPE_CHECKING:
     from ..bindings.base import Binding
     from ..response import Response
     from ..schema import ModelInfo
+    from ..summaries.document import Document
     from ..summaries.result import Summary
     from ..tti.base import ImageBinding, ImageResult
 
 __all__ = ["Session", "Status", "Target", "default_session", "safe_host", "set_default_session", "summarize"]
 
+_ASKED = itertools.count(1)  # numbers the exchanges of callers that give no key
 ENV_BINDING, ENV_MODEL, ENV_HOST = "LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST"
 
 
@@ -232,8 +234,8 @@ class Session:
         ``namespace`` fills ``{name}`` references from those variables (see
         :mod:`lollms_magics.core.interpolate`). ``key`` identifies the caller
         (a notebook cell): asking again with the same key replaces that
-        exchange. ``history=False`` sends the prompt alone; ``new=True``
-        starts a new conversation. ``options`` override the session's
+        exchange; without one, each call adds an exchange. ``history=False``
+        sends the prompt alone; ``new=True`` starts a new conversation. ``options`` override the session's
         defaults for this prompt. The exchange joins the conversation once
         the answer is complete.
         """
@@ -247,7 +249,10 @@ class Session:
         chosen = self.binding(target)
         if new:
             self.conversation.clear()
-        key = key or f"text:{prompt}"
+        # Without a key (a Python loop, LollmsClient), every call is a new
+        # exchange, even when its prompt repeats ("Continue."); only a caller
+        # that names itself (a notebook cell) replaces its earlier exchange.
+        key = key or f"ask:{next(_ASKED)}"
         messages, notes = self._messages(chosen, target, key, prompt, system, checked, history, notes)
         if encoded:
             messages[-1]["images"] = encoded
@@ -263,17 +268,22 @@ class Session:
         response.on_finish(lambda r: self._after(r, target))
         return response
 
-    def _prepared(self, text: str, namespace: Mapping[str, Any] | None) -> tuple[str, list[str]]:
-        """``text`` with its ``{name}`` references filled, and the notes; refused if it holds a key."""
+    def _prepared(
+        self, text: str, namespace: Mapping[str, Any] | None, what: str = "this prompt"
+    ) -> tuple[str, list[str]]:
+        """``text`` with its ``{name}`` references filled, and the notes; refused if it holds a key.
+
+        ``what`` names the text in the refusal (``"the image prompt"``).
+        """
         notes: list[str] = []
+        written = text
         if namespace is not None:
             filled = fill(text, namespace, limit=self.fill_limit)
             text, notes = filled.text, list(filled.notes)
         if self.keys.holds_secret(text):
-            raise PromptError(
-                "this prompt holds an API key, which would be sent and saved with the "
-                "notebook; remove it (keys go in environment variables or %lollms key)"
-            )
+            if namespace is not None and not self.keys.holds_secret(written):
+                what = self.keys.reference_holding_key(written, namespace) or what
+            self.keys.refuse(text, what)
         return text, notes
 
     def _messages(
@@ -290,14 +300,14 @@ class Session:
         """The messages to send, trimmed to the window, and the notes on what was cut."""
         if not history:
             return [{"role": "user", "content": prompt}], notes
-        window = min(self.context_size, options.get("ctx_size") or chosen.context_size or self.context_size)
+        window = history_window(self.context_size, options.get("ctx_size"), chosen.context_size)
         n_predict = options.get("n_predict")
         if n_predict is not None and n_predict >= window:
             notes.append(
                 f"-n {n_predict} cannot fit in the {window}-token context window; "
                 "the answer may stop early (raise --ctx-size or lower -n)"
             )
-        reserve = min(n_predict or window // 4, window // 2)
+        reserve = answer_reserve(window, n_predict)
         count = counter_for(chosen)
         fitted = self.conversation.fit(
             key, prompt, window=window, reserve=reserve, system=system, count=count
@@ -401,8 +411,8 @@ class Session:
         called with a fraction (or None while the amount is unknown); ``timeout`` is the
         seconds the picture may take; ``extra`` goes to the server (``sampler_name=``...).
         """
-        prompt, _ = self._prepared(prompt, namespace)
-        negative_prompt, _ = self._prepared(negative_prompt, namespace)
+        prompt, _ = self._prepared(prompt, namespace, "the image prompt")
+        negative_prompt, _ = self._prepared(negative_prompt, namespace, "the negative prompt")
         target = self.image_target(binding, model, host)
         chosen = self.image_binding(target, **({"read_timeout": timeout} if timeout else {}))
         try:
@@ -438,8 +448,28 @@ class Session:
         """
         from ..summaries import summarize
 
+        document = self.load_document(source)  # read and checked before any server is asked
+        for field in ("instruction", "format"):
+            if isinstance(options.get(field), str):
+                self.keys.refuse(options[field], f"the summary's {field}")
         urls: Sequence[str | None] = list(hosts) if hosts else [host]
-        return summarize(source, [self.binding(self.target(binding, model, url)) for url in urls], **options)
+        return summarize(document, [self.binding(self.target(binding, model, url)) for url in urls], **options)
+
+    def load_document(self, source: Any) -> Document:
+        """Read ``source`` as :meth:`summarize` would; refused when it holds a known API key.
+
+        A document is sent to the server piece by piece and its summary may
+        repeat it, so a key in it is refused before anything is sent, as in
+        a prompt (:class:`PromptError` naming the document).
+        """
+        from ..summaries import load_source
+
+        document = load_source(source)
+        if self.keys.holds_secret(document.text):
+            name = self.keys.redact(document.name)
+            named = name not in ("text", "document", "table") and not name.endswith(" texts")
+            self.keys.refuse(document.text, f"the document {name}" if named else "the text to summarize")
+        return document
 
 
 def _same_backend(backend: str, target: Target) -> bool:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LollmsMagics"]
 
+_UNSET = object()
 _USER_ERRORS = (InvalidOptionError, InvalidImageError, PromptError, UnknownBindingError)
 
 
@@ -92,41 +93,44 @@ class LollmsMagics(Magics):
         # Set before the traits: configuration applied by the base class
         # notifies _on_setting, which needs the session.
         self._session = session  # None: whatever the kernel's default session is then
-        self._configured_use: tuple[str, str, str] | None = None
         self._code_cells: set[str] = set()  # cells whose -f code already added a cell
         super().__init__(shell, **kwargs)
-        self._sync()
 
     @observe(
         "default_binding", "default_model", "default_host", "context_size", "max_history",
         "auto_timeout", "timeout", "fill_limit",
     )
     def _on_setting(self, change: Any) -> None:
-        self._sync()
+        self._apply(change["name"])
 
     @property
     def session(self) -> Session:
         """The session these magics use: the one given, else the kernel's default (looked up each time)."""
         return self._session or default_session()
 
-    def _sync(self) -> None:
-        """Carry the ``%config`` settings into the session."""
+    def _apply(self, name: str) -> None:
+        """Carry the ``%config`` setting ``name`` into the session, when the user sets it.
+
+        Only then: a session configured in Python (``Session(context_size=...)``,
+        ``LollmsClient(...).make_default()``) keeps its values through every magic.
+        """
         s = self.session
-        s.context_size, s.max_history = self.context_size, self.max_history
-        s.auto_timeout, s.fill_limit = self.auto_timeout, self.fill_limit
-        if self.timeout != 120.0:
+        if name in ("context_size", "max_history", "auto_timeout", "fill_limit"):
+            setattr(s, name, getattr(self, name))
+        elif name == "timeout":
             s.binding_config["read_timeout"] = self.timeout
-        else:
-            s.binding_config.pop("read_timeout", None)
-        wanted = (self.default_binding.strip(), self.default_model, self.default_host)
-        if wanted != self._configured_use and wanted[0] and wanted[0].lower() != "auto":
-            from_env = os.environ.get(ENV_BINDING) == wanted[0]
+        else:  # default_binding, default_model, default_host
+            wanted = self.default_binding.strip()
+            if not wanted or wanted.lower() == "auto":
+                if name == "default_binding":  # a model or host alone names no backend
+                    s.use("auto")
+                return
+            from_env = os.environ.get(ENV_BINDING) == wanted
             s._chosen = Target(
-                wanted[0], wanted[1] or None, wanted[2] or None,
+                wanted, self.default_model or None, self.default_host or None,
                 f"set by the environment variable {ENV_BINDING}" if from_env
                 else "set by the configuration LollmsMagics.default_binding",
             )
-        self._configured_use = wanted
 
     @property
     def ip(self) -> InteractiveShell:
@@ -150,8 +154,6 @@ class LollmsMagics(Magics):
         Run ``%lollms help`` for the options, commands and settings.
         """
         debug = "--debug" in line.split()
-        if self._session is None:
-            self._sync()  # the default session may have been replaced (LollmsClient.make_default)
         try:
             if commands.run(self, line, cell):
                 return
@@ -178,10 +180,12 @@ class LollmsMagics(Magics):
             "top_p": args.top_p, "seed": args.seed, "repeat_penalty": args.repeat_penalty,
             "ctx_size": args.ctx_size, "stop": args.stop,
         }
+        config = self.session.binding_config
+        kept = config.get("read_timeout", _UNSET)
         if args.timeout is not None:
             if args.timeout <= 0:
                 raise UsageError("%lollms: --timeout needs a positive number of seconds")
-            self.session.binding_config["read_timeout"] = args.timeout
+            config["read_timeout"] = args.timeout
         images = [self._image(ref) for ref in args.image or ()]
         key = cell_key(self.ip, source if cell is not None else line)
         try:
@@ -192,8 +196,11 @@ class LollmsMagics(Magics):
                 **{k: v for k, v in options.items() if v is not None},
             )
         finally:
-            if args.timeout is not None:
-                self._sync()  # the timeout was for this cell only
+            if args.timeout is not None:  # the timeout was for this cell only
+                if kept is _UNSET:
+                    config.pop("read_timeout", None)
+                else:
+                    config["read_timeout"] = kept
         fmt = args.format or self.default_format
         extra = {"format": fmt, "stream": not args.no_stream}
         if images:
