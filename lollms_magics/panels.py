@@ -14,10 +14,9 @@ when a panel is built.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
-from .errors import InvalidOptionError
+from .widgets import PANELS, open_panel
 
 if TYPE_CHECKING:
     from .core.session import Session
@@ -28,25 +27,6 @@ if TYPE_CHECKING:
     from .widgets.summarize import SummarizePanel
 
 __all__ = ["PANELS", "chat", "image", "open_panel", "settings", "summarize"]
-
-# Panel name -> "module:class" in lollms_magics.widgets.
-PANELS: dict[str, str] = {
-    "settings": "settings:SettingsPanel",
-    "chat": "chat:ChatPanel",
-    "image": "image:ImagePanel",
-    "summarize": "summarize:SummarizePanel",
-}
-
-
-def open_panel(name: str, session: Session | None = None) -> Panel:
-    """Build the panel called ``name`` (one of :data:`PANELS`) on ``session``."""
-    target = PANELS.get(name)
-    if target is None:
-        raise InvalidOptionError(f"no panel named {name!r}; the panels are: {', '.join(PANELS)}")
-    module, _, cls = target.partition(":")
-    panel: Panel = getattr(importlib.import_module(f"lollms_magics.widgets.{module}"), cls)(session)
-    return panel
-
 
 def settings(session: Session | None = None) -> SettingsPanel:
     """The settings panel: binding, host, API key, model and options; Use makes them the default."""

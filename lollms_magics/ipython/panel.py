@@ -1,7 +1,7 @@
 """``%lollms panel [settings|chat|image|summarize]``: show a panel on the magics' session.
 
 The panels themselves live in :mod:`lollms_magics.widgets` (see
-:mod:`lollms_magics.panels`); this command only opens one under the cell.
+:mod:`lollms_magics.panels` from Python); this command only opens one under the cell.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ __all__: list[str] = []
 def _panel(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     from IPython.display import display
 
-    from .. import panels
+    from .. import widgets as panels
 
     name = args.words[0] if args.words else "settings"
     if name not in panels.PANELS:

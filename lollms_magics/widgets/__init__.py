@@ -15,4 +15,31 @@ package and its modules load nothing heavy.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import importlib
+from typing import TYPE_CHECKING
+
+from ..errors import InvalidOptionError
+
+if TYPE_CHECKING:
+    from ..core.session import Session
+    from .common import Panel
+
+__all__ = ["PANELS", "open_panel"]
+
+# Panel name -> "module:class" in this package.
+PANELS: dict[str, str] = {
+    "settings": "settings:SettingsPanel",
+    "chat": "chat:ChatPanel",
+    "image": "image:ImagePanel",
+    "summarize": "summarize:SummarizePanel",
+}
+
+
+def open_panel(name: str, session: Session | None = None) -> Panel:
+    """Build the panel called ``name`` (one of :data:`PANELS`) on ``session``."""
+    target = PANELS.get(name)
+    if target is None:
+        raise InvalidOptionError(f"no panel named {name!r}; the panels are: {', '.join(PANELS)}")
+    module, _, cls = target.partition(":")
+    panel: Panel = getattr(importlib.import_module(f"{__name__}.{module}"), cls)(session)
+    return panel
