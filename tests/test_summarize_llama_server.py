@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("llama_cpp.server", reason="needs llama-cpp-python[server]")
-
 from lollms_magics import get_binding
 from lollms_magics.bindings import llamacpp
 from lollms_magics.summaries import ProgressEvent, summarize
