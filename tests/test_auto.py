@@ -119,10 +119,10 @@ def test_probes_run_concurrently(nothing_runs: pytest.MonkeyPatch, blackholes: l
     nothing_runs.setattr(ollama, "DEFAULT_HOST", ollama_url)
     _embedded(nothing_runs, True)
     start = time.perf_counter()
-    choice = auto.choose_binding(timeout=0.4)
+    choice = auto.choose_binding(timeout=1.0)
     elapsed = time.perf_counter() - start
     assert choice.name == "llamacpp"
-    assert elapsed < 1.0  # three silent servers probed one after another would take 1.2 s
+    assert elapsed < 2.5  # three silent servers probed one after another would take 3 s
 
 
 def test_lollms_webui_comes_first(

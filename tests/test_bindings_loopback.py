@@ -334,8 +334,8 @@ def test_break_closes_the_stream(flavour: Flavour) -> None:
         if len(received) == 3:
             break
     start = time.monotonic()
-    assert flavour.server.wait_for_disconnect(2.0)
-    assert time.monotonic() - start < 1.0
+    assert flavour.server.wait_for_disconnect(4.0)
+    assert time.monotonic() - start < 2.0
     text = "".join(received)
     assert response.text == text
     assert text.startswith(" tok tok") and text == " tok" * (len(text) // 4)

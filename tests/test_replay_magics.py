@@ -163,7 +163,7 @@ def test_embedded_answers_go_through_the_tape_seam(tmp_path: Path, monkeypatch: 
     start = time.perf_counter()
     again = binding.generate("Colour of the sky?", n_predict=8, temperature=0)
     assert list(again) == ["Blue", " sky", "."]
-    assert 0.12 < time.perf_counter() - start < 0.5  # three pieces 50 ms apart
+    assert 0.12 < time.perf_counter() - start < 1.5  # three pieces 50 ms apart, paced again
     assert (again.finish_reason, again.prompt_tokens, again.completion_tokens) == ("stop", 21, 3)
     assert len(calls) == 1  # the model was not asked again
     with pytest.raises(NotRecordedError, match="no answer for the prompt 'Another' to the embedded model"):

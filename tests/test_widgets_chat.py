@@ -73,7 +73,7 @@ def test_panel_and_cells_share_one_conversation(session, openai_server):
 
 
 def test_stop_cancels_and_keeps_the_text_so_far(session, openai_server):
-    openai_server.slow_pieces, openai_server.slow_delay = 200, 0.02  # four seconds in all
+    openai_server.slow_pieces, openai_server.slow_delay = 400, 0.02  # eight seconds in all
     session.use("openai", "slow", openai_server.url)
     panel = panels.chat(session)
     panel.prompt.value = "Count"
@@ -89,8 +89,8 @@ def test_stop_cancels_and_keeps_the_text_so_far(session, openai_server):
         stopped = time.monotonic()
         assert panel.wait(5)
         took = time.monotonic() - stopped
-    assert clicked < 0.5  # Send returns at once: the kernel is free while the answer streams
-    assert took < 1.0
+    assert clicked < 1.0  # Send returns at once: the kernel is free while the answer streams
+    assert took < 3.0  # not the rest of the eight seconds
     assert openai_server.wait_for_disconnect()
     text = cap.outputs[-1].data["text/markdown"]
     assert " tok" in text and "stopped: the answer was cut short" in text

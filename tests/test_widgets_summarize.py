@@ -138,7 +138,7 @@ def test_stop_cuts_the_request_in_flight_and_keeps_no_cut_answer(session, openai
         panel.stop.click()
         assert panel.wait(5)
         took = time.monotonic() - stopped
-    assert took < 1.5
+    assert took < 3.0  # a call takes eight seconds
     assert openai_server.wait_for_disconnect()
     assert panel.summary is not None and not panel.summary.complete
     assert "stopped" in cap.outputs[-1].data["text/markdown"].splitlines()[0]
