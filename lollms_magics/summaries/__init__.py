@@ -102,7 +102,10 @@ def summarize(
         The final summary's form ("three bullet points", "a table"...).
     ctx_size:
         The model's context in tokens (default: what the binding knows,
-        else 2048).
+        else 2048). When given, it is also sent with every call to the
+        backends that take a window size (Ollama's ``num_ctx``, the embedded
+        model); for the others a notice says that their server's own window
+        must hold it.
     chunk_size, overlap:
         Tokens per chunk (at most what the context allows) and carried over
         between chunks (default 0).
@@ -126,7 +129,7 @@ def summarize(
     """
     started = time.perf_counter()
     hosts = _hosts(bindings, concurrency)
-    _check(mode, temperature, n_predict)
+    _check(mode, temperature, n_predict, ctx_size)
     document = load_source(source)
     counter = TokenCounter(hosts[0].binding)
     counter.calibrate(document.text)
@@ -146,7 +149,9 @@ def summarize(
     chunks = (
         [document.text] if whole else list(chunk_text(document.text, budget.chunk, counter, budget.overlap))
     )
-    caller = Caller(counter, CallCache(resume), temperature)
+    # A window asked for is sent with every call (Ollama's num_ctx, the embedded model's n_ctx):
+    # the parts were planned for it, and a server keeping a smaller one would cut them silently.
+    caller = Caller(counter, CallCache(resume), temperature, {"ctx_size": ctx_size} if ctx_size else None)
     tracker = Tracker(progress, len(chunks), lambda: caller.figures.completion_tokens)
     if whole:
         tracker.total = tracker.chunk = 1  # one call reads the chunk and writes the summary
@@ -154,6 +159,12 @@ def summarize(
     result = Summary(
         "", mode=chosen, chunks=len(chunks), source=document.name, notices=list(document.notices)
     )
+
+    def notice(message: str) -> None:  # a host that cannot take the window (said once per host)
+        result.notices.append(message)
+        tracker.emit("notice", message)
+
+    caller.on_notice = notice
     result.document_tokens = document_tokens
     _run(work, result, chunks, whole)
     result.wall_time = time.perf_counter() - started
@@ -197,10 +208,10 @@ def _hosts(bindings: Any, concurrency: int) -> list[Host]:
     return [Host(b, 1 if getattr(b, "name", "") == "llamacpp" else concurrency) for b in items]
 
 
-def _check(mode: str, temperature: float | None, n_predict: int | None) -> None:
+def _check(mode: str, temperature: float | None, n_predict: int | None, ctx_size: int | None) -> None:
     if mode not in MODES:
         raise InvalidOptionError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {} if ctx_size is None else {"ctx_size": ctx_size}
     if temperature is not None:
         options["temperature"] = temperature
     if n_predict is not None:

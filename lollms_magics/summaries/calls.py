@@ -6,6 +6,11 @@ and cut as soon as it loops; a shared cancel flag (set on an interrupt or
 when another thread failed) stops it between two pieces. The figures (calls,
 prompt and completion tokens) use the server's counts when it reports them,
 else the counter's estimate.
+
+``extra_options`` go with every call; an option a host cannot take (its
+binding leaves it out, or lists it in ``Response.ignored_options``) is said
+once per host through ``on_notice`` (the window size matters: a server that
+keeps a smaller window than the chunks were planned for cuts them silently).
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ class Caller:
         self.figures = Figures()
         self._lock = threading.Lock()
         self._active: set[Any] = set()  # the responses being read, cancelled by stop()
+        self.on_notice: Callable[[str], None] | None = None
+        self._noticed: set[tuple[str, str]] = set()
 
     def stop(self) -> None:
         """Stop every call: running answers end now (even one waiting for its first token)."""
@@ -116,8 +123,20 @@ class Caller:
         if callable(supported):
             # Options the backend cannot honour are left out here rather than warned about per call.
             names = supported()
+            self._not_taken(binding, [k for k in self.extra_options if k not in names])
             options = {k: v for k, v in options.items() if k in names or k == "n_predict"}
         return options
+
+    def _not_taken(self, binding: Any, names: Sequence[str]) -> None:
+        """Say once per host which of the summary's own options it cannot take."""
+        label = str(getattr(binding, "host", "") or getattr(binding, "name", "binding"))
+        for name in names:
+            with self._lock:
+                if name not in self.extra_options or (label, name) in self._noticed:
+                    continue
+                self._noticed.add((label, name))
+            if self.on_notice is not None:
+                self.on_notice(_not_taken_line(label, binding, name, self.extra_options[name]))
 
     def _send(
         self, binding: Any, prompt: Prompt, options: dict[str, Any], on_piece: Callable[[str], None] | None
@@ -125,6 +144,7 @@ class Caller:
         if self.cancel.is_set():
             raise Cancelled()
         response = binding.generate(prompt.messages(), stream=True, **options)
+        self._not_taken(binding, list(getattr(response, "ignored_options", None) or ()))
         guard = RunawayGuard()
         pieces: list[str] = []
         with self._lock:
@@ -165,3 +185,13 @@ class Caller:
             self.figures.prompt_tokens += int(response.prompt_tokens)
             self.figures.completion_tokens += int(response.completion_tokens)
             self.figures.looped += int(guard.tripped)
+
+
+def _not_taken_line(label: str, binding: Any, name: str, value: Any) -> str:
+    who = f"{getattr(binding, 'name', 'the binding')} at {label}"
+    if name == "ctx_size":
+        return (
+            f"{who} cannot be given a context size: its server keeps its own window, "
+            f"which must hold {value} tokens or the parts are cut"
+        )
+    return f"{who} cannot take {name}={value!r}; it is not sent"

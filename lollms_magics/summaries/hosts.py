@@ -1,21 +1,25 @@
 """Spreading independent calls over one or several hosts, each with its own concurrency.
 
 Each host (a binding) gets ``concurrency`` worker threads that take jobs
-from one shared queue, so a fast host simply takes more of them. A job that
-fails on a host goes back to the queue for another host; a host that fails
-twice in a row (or cannot be reached at all) gets no more jobs. The work
-fails only when every host is down or a job has failed on every host.
+from one shared list, so a fast host simply takes more of them. A job that
+fails on a host goes back to the list for a host that has not failed it
+yet; only when every host still up has failed it is it tried again where it
+failed (so a single host gets a second try). A host that fails twice in a
+row (or cannot be reached at all) gets no more jobs. The work fails only
+when every host is down, or a job has failed on every host and twice.
 
 Threads are safe here: each binding's ``httpx.Client`` is thread-safe and
 the embedded llama.cpp model serializes its own calls. An interrupt (or a
-failure) sets the caller's cancel flag, which every running call checks
-between two pieces of its answer, so the workers stop within one piece.
+failure, or a Stop) ends the run: the calls in flight are cancelled, the
+idle workers are woken and leave, and :func:`run_jobs` returns within a
+second without waiting for answers that would never be used.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -28,6 +32,8 @@ __all__ = ["Host", "run_jobs", "run_on_first"]
 J = TypeVar("J")
 R = TypeVar("R")
 _FAILURES_BEFORE_DOWN = 2
+_IDLE_WAIT = 0.25  # an idle worker re-checks the cancel flag this often (it is set outside the run)
+_JOIN_SECONDS = 1.0  # after a stop, how long the workers in flight get to leave
 
 
 @dataclass
@@ -52,30 +58,77 @@ class Host:
 
 
 class _Run(Generic[J, R]):
-    """The shared state of one batch of jobs."""
+    """The shared state of one batch of jobs; ``changed`` wakes the idle workers."""
 
     def __init__(
         self, hosts: Sequence[Host], jobs: Sequence[J], cancel: threading.Event, stop: Callable[[], None]
     ) -> None:
-        self.hosts = hosts
+        self.hosts = list(hosts)
         self.jobs = jobs
         self.cancel = cancel
         self.stop = stop
-        self.pending: queue.Queue[int] = queue.Queue()
-        for index in range(len(jobs)):
-            self.pending.put(index)
-        self.results: dict[int, R] = {}
+        self.pending: deque[int] = deque(range(len(jobs)))
+        self.failed_on: list[set[int]] = [set() for _ in jobs]  # the places of the hosts that failed each
         self.attempts = [0] * len(jobs)
+        self.results: dict[int, R] = {}
         self.error: BaseException | None = None
-        self.lock = threading.Lock()
+        self.changed = threading.Condition()
         self.finished = threading.Event()
 
+    def take(self, place: int) -> int | None:
+        """The next job for the host at ``place`` (waiting while none is left); None: leave."""
+        host = self.hosts[place]
+        with self.changed:
+            while not (self.finished.is_set() or self.cancel.is_set() or host.down):
+                for index in self.pending:
+                    if self._fits(index, place):
+                        self.pending.remove(index)
+                        return index
+                self.changed.wait(_IDLE_WAIT)
+        return None
+
+    def _fits(self, index: int, place: int) -> bool:
+        tried = self.failed_on[index]
+        if place not in tried:
+            return True
+        # Every host still up has failed this job: it may be tried again where it failed.
+        return all(p in tried for p, h in enumerate(self.hosts) if not h.down)
+
+    def failed(self, index: int, place: int, error: BindingError) -> bool:
+        """A job failed on a host: True when it went back to the list, False when the work failed."""
+        with self.changed:
+            self.hosts[place].failed(error)
+            self.failed_on[index].add(place)
+            self.attempts[index] += 1
+            up = [p for p, h in enumerate(self.hosts) if not h.down]
+            untried = [p for p in up if p not in self.failed_on[index]]
+            if up and (untried or self.attempts[index] < _FAILURES_BEFORE_DOWN):
+                self.pending.appendleft(index)
+                self.changed.notify_all()  # a host's idle workers may take it (or leave: it went down)
+                return True
+        self.fail(error)
+        return False
+
+    def succeeded(self, index: int, place: int, result: R) -> bool:
+        """A job's result; True when it was the last one."""
+        with self.changed:
+            self.hosts[place].failures = 0
+            self.results[index] = result
+            return len(self.results) == len(self.jobs)
+
+    def end(self) -> None:
+        """Every job is done (or the run is abandoned): the idle workers leave."""
+        with self.changed:
+            self.finished.set()
+            self.changed.notify_all()
+
     def fail(self, error: BaseException) -> None:
-        with self.lock:
+        """End the run with ``error`` (the first one wins); the calls in flight are cancelled."""
+        with self.changed:
             if self.error is None:
                 self.error = error
+        self.end()
         self.stop()
-        self.finished.set()
 
 
 def run_jobs(
@@ -89,13 +142,15 @@ def run_jobs(
     """``work(binding, job)`` for every job, spread over ``hosts``; results in the jobs' order.
 
     ``stop`` ends the calls in flight (an interrupt, a failure); by default it sets ``cancel``.
+    A stop (``Cancelled`` from a call) raises ``Cancelled``; an interrupt returns within a
+    second, leaving no worker waiting for work.
     """
     if not jobs:
         return []
     run: _Run[J, R] = _Run(hosts, jobs, cancel, stop or cancel.set)
     threads = [
-        threading.Thread(target=_worker, args=(run, host, work, on_done), daemon=True, name=f"summarize-{n}")
-        for host in hosts
+        threading.Thread(target=_worker, args=(run, place, work, on_done), daemon=True, name=f"summarize-{n}")
+        for place, host in enumerate(hosts)
         if not host.down
         for n in range(max(1, host.slots))
     ]
@@ -106,46 +161,48 @@ def run_jobs(
             # Every worker gone, and not because the last one finished the work (it sets
             # `finished` before leaving, possibly just after the wait above timed out).
             if not any(t.is_alive() for t in threads) and not run.finished.is_set():
-                run.fail(_all_down(hosts))
+                run.fail(Cancelled() if cancel.is_set() else _all_down(hosts))
     except BaseException:
-        run.stop()  # KeyboardInterrupt: the calls in flight end at once
+        run.end()  # KeyboardInterrupt: the idle workers leave now...
+        run.stop()  # ...and the calls in flight end at once
         raise
     finally:
-        for thread in threads:
-            thread.join(timeout=30)
+        _join(threads, _JOIN_SECONDS)
     if run.error is not None:
         raise run.error
     return [run.results[i] for i in range(len(jobs))]
 
 
-def _worker(run: _Run[J, R], host: Host, work: Callable[[Any, J], R], on_done: Any) -> None:
-    while not run.finished.is_set() and not host.down:
+def _join(threads: list[threading.Thread], seconds: float) -> None:
+    """Wait up to ``seconds`` in all (not per thread) for the workers to leave.
+
+    A worker still inside a cancelled call leaves by itself when the call returns; the
+    run is over, so it takes no other job.
+    """
+    deadline = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _worker(run: _Run[J, R], place: int, work: Callable[[Any, J], R], on_done: Any) -> None:
+    binding = run.hosts[place].binding
+    while (index := run.take(place)) is not None:
         try:
-            index = run.pending.get(timeout=0.05)
-        except queue.Empty:
-            continue
-        try:
-            result = work(host.binding, run.jobs[index])
-        except Cancelled:
+            result = work(binding, run.jobs[index])
+        except Cancelled as stopped:  # a Stop (or the end of the run): the others stop too
+            run.fail(stopped)
             return
         except BindingError as error:
-            with run.lock:
-                host.failed(error)
-                run.attempts[index] += 1
-                alive = [h for h in run.hosts if not h.down]
-                spent = run.attempts[index] >= max(2, len(run.hosts))
-            if not alive or spent:
-                run.fail(error)
+            if run.cancel.is_set():  # the answer was cut by the stop: not the host's fault
+                run.fail(Cancelled())
                 return
-            run.pending.put(index)  # another host (or this one, if still up) takes it again
+            if not run.failed(index, place, error):
+                return
             continue
         except BaseException as error:  # a bug, or a user callback that raised: stop everything
             run.fail(error)
             return
-        with run.lock:
-            host.failures = 0
-            run.results[index] = result
-            complete = len(run.results) == len(run.jobs)
+        complete = run.succeeded(index, place, result)
         if on_done is not None:
             try:
                 on_done(index, result)
@@ -153,7 +210,7 @@ def _worker(run: _Run[J, R], host: Host, work: Callable[[Any, J], R], on_done: A
                 run.fail(error)
                 return
         if complete:
-            run.finished.set()
+            run.end()
 
 
 def _all_down(hosts: Sequence[Host]) -> BindingError:

@@ -13,9 +13,11 @@ go first), and optionally on disk: ``resume="path/to/folder"``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -97,11 +99,7 @@ class CallCache:
             return
         _shared.put(key, value)
         if self.folder is not None:
-            path = self.folder / f"{key}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(".tmp")
-            temporary.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
-            os.replace(temporary, path)  # a crash mid-write never leaves half a file
+            _write(self.folder / f"{key}.json", json.dumps(value, ensure_ascii=False))
 
     def _read(self, key: str) -> dict[str, Any] | None:
         assert self.folder is not None
@@ -110,3 +108,22 @@ class CallCache:
         except (OSError, ValueError):
             return None
         return value if isinstance(value, dict) else None
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all, even when several threads write the same one.
+
+    Each writer has a temporary file of its own (two identical calls, made at once,
+    store the same key), which then replaces ``path`` in one step: a reader sees the
+    old answer or the new one, never half of one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:16]}-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
