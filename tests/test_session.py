@@ -267,7 +267,9 @@ def test_the_embedded_model_counts_history_with_its_own_tokenizer() -> None:
         len(llama.tokenize(t.encode("utf-8"), add_bos=False, special=False)) for t in (prompt, answer)
     )
     history = dict(session.status(check=False).rows)["history"]
-    assert history == f"1 exchange(s) with llamacpp:SmolLM2-135M-Instruct.Q4_1, ~{tokens} of 2048 tokens"
+    assert history == (
+        f"1 exchange(s) with llamacpp:SmolLM2-135M-Instruct.Q4_1: the next prompt sends all, ~{tokens} "
+        "of the 1,536 tokens a prompt may use (2,048-token window, 512 kept for the answer)")
     assert tokens != (len(prompt) // 3 + 1) + (len(answer) // 3 + 1)  # not the estimate
 
 

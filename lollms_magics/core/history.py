@@ -20,7 +20,10 @@ from ..images import EncodedImage
 if TYPE_CHECKING:
     from ..bindings.base import Binding
 
-__all__ = ["Conversation", "Exchange", "Fitted", "cell_key", "counter_for", "estimate_tokens"]
+__all__ = [
+    "Conversation", "Exchange", "Fitted", "answer_reserve", "cell_key", "counter_for", "estimate_tokens",
+    "history_window",
+]
 
 Counter = Callable[[str], int]
 
@@ -32,6 +35,20 @@ def estimate_tokens(text: str) -> int:
     overcounts rather than overflows the window.
     """
     return len(text) // 3 + 1
+
+
+def history_window(context_size: int, ctx_size: int | None, known: int | None) -> int:
+    """The window a prompt, its history and its answer share.
+
+    The session's ``context_size``, or less: the ``ctx_size`` option when
+    given, else the window the backend is known to have.
+    """
+    return min(context_size, ctx_size or known or context_size)
+
+
+def answer_reserve(window: int, n_predict: int | None) -> int:
+    """Tokens of ``window`` kept for the answer: ``n_predict``, else a quarter; never more than half."""
+    return min(n_predict or window // 4, window // 2)
 
 
 def counter_for(binding: Binding | None) -> Counter:

@@ -3,7 +3,10 @@
 The backend the last prompt went to (else the default one, which may mean
 making the automatic choice), why it was chosen, whether its server answers
 now, where it really is (the host a binding found, not the one it was given),
-its key's state, and the conversation held.
+its key's state, and the conversation held: what of it the next prompt
+sends, trimmed and counted as :meth:`Session.ask` does (the same window,
+answer reserve, token counter and :meth:`Conversation.fit`), and what is
+left out to fit the window.
 """
 
 from __future__ import annotations
@@ -11,10 +14,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import LollmsMagicsError
-from .history import counter_for, estimate_tokens
+from .history import answer_reserve, counter_for, estimate_tokens, history_window
 from .keys import redact_urls
 
 if TYPE_CHECKING:
@@ -31,6 +34,7 @@ class Session(Protocol):
     keys: KeyStore
     context_size: int
     conversation: Conversation
+    options: dict[str, Any]
 
     def default_target(self) -> Target: ...
 
@@ -96,9 +100,24 @@ def _server_row(session: Session, binding: Binding) -> str:
 
 
 def _history_rows(session: Session, binding: Binding | None) -> list[tuple[str, str]]:
-    known = binding.context_size if binding else None
-    window = min(session.context_size, known or session.context_size)
-    tokens = session.conversation.tokens(counter_for(binding) if binding else estimate_tokens)
-    backends = sorted({e.backend for e in session.conversation.exchanges})
-    held = f" with {', '.join(backends)}" if backends else ""
-    return [("history", f"{len(session.conversation)} exchange(s){held}, ~{tokens} of {window} tokens")]
+    """What the next prompt (from a new cell) would send of the conversation, as ``ask`` trims it."""
+    conversation = session.conversation
+    window = history_window(session.context_size, session.options.get("ctx_size"),
+                            binding.context_size if binding else None)
+    reserve = answer_reserve(window, session.options.get("n_predict"))
+    count = counter_for(binding) if binding else estimate_tokens
+    room = (f"{window - reserve:,} tokens a prompt may use "
+            f"({window:,}-token window, {reserve:,} kept for the answer)")
+    if not len(conversation):
+        return [("history", f"no exchange yet; {room}")]
+    fitted = conversation.fit("lollms-status:next", "", window=window, reserve=reserve, count=count)
+    kept = conversation.exchanges[len(conversation) - fitted.kept:] if fitted.kept else []
+    sent = sum(count(e.prompt) + count(e.answer) for e in kept)
+    backends = sorted({e.backend for e in conversation.exchanges})
+    held = f"{len(conversation)} exchange(s)" + (f" with {', '.join(backends)}" if backends else "")
+    if not fitted.dropped:
+        return [("history", f"{held}: the next prompt sends all, ~{sent:,} of the {room}")]
+    left = conversation.tokens(count) - sent
+    sends = f"the last {fitted.kept}, ~{sent:,} of the {room}" if fitted.kept else "none of them"
+    cut = f"{fitted.dropped} older left out (~{left:,} tokens) to fit the {window:,}-token window"
+    return [("history", f"{held}: the next prompt sends {sends}; history cut: {cut}")]
