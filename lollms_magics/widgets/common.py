@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -55,6 +56,7 @@ class Record:
 
     def __init__(self) -> None:
         self._parent: Any = None  # the request of the cell that showed the panel
+        self._named: dict[str, str] = {}  # replace= name -> the display id of its output
         self.shown = 0  # outputs displayed, for the tests
 
     def bind(self) -> None:
@@ -85,17 +87,30 @@ class Record:
                 return
         yield
 
-    def show(self, data: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
-        """Display ``data`` (a mime bundle) under the panel."""
+    def show(
+        self, data: dict[str, Any], metadata: dict[str, Any] | None = None, *, replace: str | None = None
+    ) -> None:
+        """Display ``data`` (a mime bundle) under the panel.
+
+        With ``replace``, the output shown before under that name is updated in
+        place (one output, however many times it is shown: a panel's state,
+        not a log), and the saved notebook keeps the last version.
+        """
         from IPython.display import display
 
+        update = replace is not None and replace in self._named
+        if replace is not None and not update:
+            self._named[replace] = f"lollms-{uuid.uuid4().hex}"
+        named = {"display_id": self._named[replace], "update": update} if replace is not None else {}
         with self._in_cell():
-            display(data, raw=True, metadata=metadata or {})  # type: ignore[no-untyped-call]
+            display(data, raw=True, metadata=metadata or {}, **named)  # type: ignore[no-untyped-call]
         self.shown += 1
 
-    def markdown(self, text: str, metadata: dict[str, Any] | None = None) -> None:
-        """Display ``text`` as Markdown under the panel."""
-        self.show(markdown_bundle(text), metadata)
+    def markdown(
+        self, text: str, metadata: dict[str, Any] | None = None, *, replace: str | None = None
+    ) -> None:
+        """Display ``text`` as Markdown under the panel (``replace``: as for :meth:`show`)."""
+        self.show(markdown_bundle(text), metadata, replace=replace)
 
 
 class Throttle:
