@@ -39,7 +39,7 @@ def chat(session: Session | None = None) -> ChatPanel:
 
 
 def image(session: Session | None = None) -> ImagePanel:
-    """The image panel: prompt, size, seed, steps, the service's settings, Generate, a gallery, Save."""
+    """The image panel: prompt, size, seed, steps, the service's settings, Generate, Stop, Save."""
     return open_panel("image", session)  # type: ignore[return-value]
 
 

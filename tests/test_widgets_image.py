@@ -45,8 +45,8 @@ def test_generate_shows_the_picture_and_records_it_in_the_cell(session, a1111_se
         "a red fox in the snow", "blurry", 42, 5)
     assert (sent["width"], sent["height"]) == (256, 192)
     assert session.image_target().name == "a1111"  # the panel's choice is the session's
-    [picture] = panel.gallery.children
-    assert Image.open(io.BytesIO(picture.value)).size == (256, 192)
+    [picture] = panel.result.images
+    assert Image.open(io.BytesIO(picture)).size == (256, 192)
     caption, shown = cap.outputs[-2], cap.outputs[-1]
     assert caption.data["text/markdown"].startswith(
         "**lollms image**: *a red fox in the snow* · 256×192 · seed 42")
@@ -138,7 +138,7 @@ def test_save_writes_the_pictures_without_overwriting(session, a1111_server, tmp
         panel.save.click()
     names = sorted(p.name for p in (tmp_path / "pictures").iterdir())
     assert names == ["two-cats-7-1.png", "two-cats-7.png"]
-    assert first[0].read_bytes() == panel.gallery.children[0].value
+    assert first[0].read_bytes() == panel.result.images[0]
     assert cap.outputs[-1].data["text/markdown"].startswith("**lollms image**: saved `")
 
 

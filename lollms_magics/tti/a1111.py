@@ -32,7 +32,14 @@ import httpx
 
 from ..bindings.base import Probe
 from ..bindings.http import normalize_host
-from ..errors import BindingError, BindingTimeout, ProtocolError, UnknownModelError, UnsupportedOptionWarning
+from ..errors import (
+    BadRequestError,
+    BindingError,
+    BindingTimeout,
+    ProtocolError,
+    UnknownModelError,
+    UnsupportedOptionWarning,
+)
 from ..schema import ModelInfo
 from .base import ImageBinding, ImageRequest, ImageResult, Progress
 
@@ -146,6 +153,25 @@ class A1111Binding(ImageBinding):
             changes["sd_model_checkpoint"] = self._checkpoint(str(changes["sd_model_checkpoint"]))
         self._request_json("POST", "/sdapi/v1/options", changes)
         return True
+
+    def setting_choices(self) -> dict[str, list[str]]:
+        """Checkpoints (``/sdapi/v1/sd-models``), and the samplers and schedulers a picture may ask for.
+
+        ``sampler_name`` and ``scheduler`` are not options but fields of each
+        ``txt2img`` request. A web UI too old to list schedulers (the route
+        answers 404) simply offers no choice for it.
+        """
+        choices = {"sd_model_checkpoint": [m.name for m in self._list_models()]}
+        for field, path in (("sampler_name", "/sdapi/v1/samplers"), ("scheduler", "/sdapi/v1/schedulers")):
+            try:
+                data = self._get_json(path)
+            except (ProtocolError, BadRequestError):
+                continue
+            names = [str(i["name"]) for i in data if isinstance(i, dict) and "name" in i] if isinstance(
+                data, list) else []
+            if names:
+                choices[field] = names
+        return choices
 
     # -- pictures ------------------------------------------------------------------
 

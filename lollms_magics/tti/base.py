@@ -233,6 +233,14 @@ class ImageBinding(HTTPBinding):
         """Change image settings (a whole settings object, or ``NAME=VALUE`` pairs)."""
         raise self._cannot("change its image settings")
 
+    def setting_choices(self) -> dict[str, list[str]]:
+        """The values the server lists for some settings (checkpoints, samplers), by setting name.
+
+        What a settings form offers as choices; a setting not named here is
+        typed. Servers whose API lists nothing give ``{}``.
+        """
+        return {}
+
     def create_images(
         self,
         prompt: str,

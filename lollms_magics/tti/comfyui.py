@@ -198,6 +198,26 @@ class ComfyUIBinding(ImageBinding):
                 node["inputs"][name] = value
         return True
 
+    def setting_choices(self) -> dict[str, list[str]]:
+        """The values ``/object_info`` lists for the inputs of the workflow's sampler and checkpoint loader.
+
+        ComfyUI describes a choice input as ``[[value, ...], {...}]``, or in
+        its newer form as ``["COMBO", {"options": [value, ...]}]``: both are read.
+        """
+        choices: dict[str, list[str]] = {}
+        nodes = _nodes(self.workflow, (*_SAMPLERS, "CheckpointLoaderSimple"))
+        for cls in sorted({node["class_type"] for node in nodes}):
+            info = self._get_json(f"/object_info/{cls}")
+            try:
+                required = info[cls]["input"]["required"]
+            except (KeyError, TypeError):
+                continue  # a node this server does not know: its inputs stay typed
+            for name, spec in required.items() if isinstance(required, dict) else ():
+                listed = _listed_values(spec)
+                if listed:
+                    choices[name] = listed
+        return choices
+
     # -- the job ----------------------------------------------------------------
 
     def _make(self, request: ImageRequest, progress: Progress) -> ImageResult:
@@ -333,6 +353,18 @@ class ComfyUIBinding(ImageBinding):
                 status_code=400,
             )
         return BadRequestError(message, binding=self.name, url=url, status_code=400)
+
+
+def _listed_values(spec: Any) -> list[str] | None:
+    """The values of a choice input of ``/object_info`` (either form), else None."""
+    if not isinstance(spec, list) or not spec:
+        return None
+    if isinstance(spec[0], list):
+        return [str(v) for v in spec[0]]
+    if spec[0] == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):
+        options = spec[1].get("options")
+        return [str(v) for v in options] if isinstance(options, list) else None
+    return None
 
 
 def _node_problems(node_errors: Any) -> tuple[list[str], str | None]:

@@ -3,8 +3,11 @@
 Servers describe their settings two ways: LoLLMs as a template, a list of
 ``{"name", "type", "value", "help", "options"}`` entries; AUTOMATIC1111 and
 ComfyUI as a plain ``{name: value}`` object. Both become one control per
-scalar setting (a dropdown where the template lists options), and
-:meth:`SettingsForm.changes` gives back only what the user changed.
+scalar setting (a dropdown where the template lists options, or where the
+server lists the values a setting takes: ``choices``), and
+:meth:`SettingsForm.changes` gives back only what the user changed. A
+dropdown always holds the setting's current value, listed or not, so that
+a setting nobody touched is never sent back changed.
 
 A setting whose name says it is a secret (key, token, password, client id)
 is shown empty, as a hidden field; what is typed there is taken out of the
@@ -21,6 +24,12 @@ __all__ = ["SettingsForm", "entries"]
 
 _SECRET = re.compile(r"key|token|secret|password|client_?id", re.IGNORECASE)
 _SCALARS = (bool, int, float, str, type(None))
+UNSET = "(the server's default)"  # how a dropdown shows a setting with no value (None)
+
+
+def _shown(value: Any) -> str:
+    """A value as a dropdown holds it: its text, "" for None."""
+    return "" if value is None else str(value)
 
 
 def entries(settings: Any) -> list[dict[str, Any]]:
@@ -48,9 +57,13 @@ def entries(settings: Any) -> list[dict[str, Any]]:
 class SettingsForm:
     """One control per setting; ``changes()`` returns the edited ones, typed as the template says."""
 
-    def __init__(self, w: Any, settings: Any) -> None:
+    def __init__(self, w: Any, settings: Any, choices: dict[str, list[Any]] | None = None) -> None:
         self.w = w
         self.entries = entries(settings)
+        for entry in self.entries:  # the server's own lists of values (checkpoints, samplers...)
+            listed = (choices or {}).get(entry["name"])
+            if listed and not isinstance(entry["value"], bool):
+                entry["options"] = list(listed)
         self.controls: dict[str, Any] = {}
         self._secrets: dict[str, str] = {}  # typed secret values, kept out of the widgets
         for entry in self.entries:
@@ -67,9 +80,11 @@ class SettingsForm:
             box.observe(lambda change: self._take_secret(name, box, change), names="value")
             return box
         if entry["options"]:
-            options = [str(o) for o in entry["options"]]
-            first = str(value) if str(value) in options else options[0]
-            return w.Dropdown(options=options, value=first, **common)
+            current, options = _shown(value), [_shown(o) for o in entry["options"]]
+            if current not in options:  # shown as it is, not replaced by the first choice
+                options.insert(0, current)
+            labelled = [(o or UNSET, o) for o in options] if "" in options else options
+            return w.Dropdown(options=labelled, value=current, **common)
         if kind in ("bool", "boolean") or isinstance(value, bool):
             return w.Checkbox(value=bool(value), indent=False, **common)
         if kind == "int" and isinstance(value, int):
@@ -94,8 +109,8 @@ class SettingsForm:
             new = self.controls[name].value
             old = entry["value"]
             if entry["options"]:
-                if new != str(old):
-                    changed[name] = next((o for o in entry["options"] if str(o) == new), new)
+                if new != _shown(old):
+                    changed[name] = next((o for o in entry["options"] if _shown(o) == new), new)
             elif isinstance(self.controls[name], self.w.Text):
                 if new != ("" if old is None else str(old)):
                     changed[name] = new
@@ -114,5 +129,5 @@ class SettingsForm:
                 continue
             control = self.controls[entry["name"]]
             entry["value"] = control.value if not entry["options"] else next(
-                (o for o in entry["options"] if str(o) == control.value), control.value)
+                (o for o in entry["options"] if _shown(o) == control.value), control.value)
         self._secrets.clear()
