@@ -9,13 +9,18 @@ byte; the loopback tests send such characters through every streaming binding
 
 from __future__ import annotations
 
+import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from lollms_magics import get_binding
-from lollms_magics.transport.framing import SSEErrorField, ndjson_lines, sse_data
+from lollms_magics.errors import StreamBrokenError
+from lollms_magics.transport import framing
+from lollms_magics.transport.framing import EventTooLarge, SSEErrorField, ndjson_lines, sse_data
 from tests.servers import LOLLMS_KEY
 
 pytestmark = pytest.mark.timeout(60)
@@ -187,3 +192,124 @@ def test_unicode_in_a_whole_answer(name: str, request: pytest.FixtureRequest) ->
     response = binding.generate(TRICKY, stream=False)
     assert response.text == "Echo: " + TRICKY
     assert response.done
+
+
+# -- bounded, and linear: a server that never ends its line ------------------------------------
+
+MiB = 1024 * 1024
+FRAMES = {"sse": sse_data, "ndjson": ndjson_lines}
+OPENING = {"sse": b"data: ", "ndjson": b""}
+
+
+def endless(opening: bytes, total: int, size: int = 64 * 1024) -> tuple[Iterator[bytes], list[int]]:
+    """``total`` bytes of one line that never ends, in reads of ``size``; and the count of reads taken."""
+    taken = [0]
+
+    def reads() -> Iterator[bytes]:
+        yield opening
+        block = b"x" * size
+        for _ in range(total // size):
+            taken[0] += 1
+            yield block
+
+    return reads(), taken
+
+
+@pytest.mark.parametrize("kind", ["sse", "ndjson"])
+def test_a_line_that_never_ends_stops_at_the_limit_with_bounded_memory(kind: str) -> None:
+    # 48 MiB offered with no line end: the reader must give up after 16 MiB,
+    # having held about that much, not the whole body (nor buffer it forever).
+    reads, taken = endless(OPENING[kind], 48 * MiB)
+    tracemalloc.start()
+    try:
+        with pytest.raises(EventTooLarge) as info:
+            for _ in FRAMES[kind](reads):
+                pass
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    limit = framing.MAX_EVENT_BYTES
+    assert limit == 16 * MiB
+    assert str(info.value) == "the server sent an event larger than 16 MB without ending it"
+    assert taken[0] <= 16 * MiB // (64 * 1024) + 1  # it stopped reading at the limit
+    assert peak < 40 * MiB
+
+
+@pytest.mark.parametrize("kind", ["sse", "ndjson"])
+def test_an_event_just_under_the_limit_is_whole(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(framing, "MAX_EVENT_BYTES", 1000)
+    body = OPENING[kind] + b"y" * (1000 - len(OPENING[kind]))
+    end = b"\n\n" if kind == "sse" else b"\n"
+    got = list(FRAMES[kind]([body[i : i + 7] for i in range(0, len(body), 7)] + [end]))
+    assert got == [b"y" * (1000 - len(OPENING[kind]))]
+    with pytest.raises(EventTooLarge, match="larger than 1000 bytes"):
+        list(FRAMES[kind]([body, b"z", end]))
+
+
+@pytest.mark.parametrize(("kind", "pattern"), [
+    ("sse", b"x"),  # one endless data line (after "data: ")
+    ("sse", b"\ndata: x"),  # an event of endless lines, never a blank one
+    ("sse", b"\rdata: x"),  # the same with CR line ends
+    ("ndjson", b"x"),
+])
+def test_one_byte_reads_without_an_end_take_linear_time(kind: str, pattern: bytes) -> None:
+    """1 MiB in one-byte reads: each read is searched alone, the pending event is not searched again.
+
+    Re-joining and searching the whole pending event at each read (as before)
+    copies about 500 GB here: minutes. The time is compared with a plain loop
+    over the same reads, measured next to it.
+    """
+    size = 1 * MiB
+    data = OPENING[kind] + (pattern * (size // len(pattern) + 1))[:size]
+    reads = [data[i : i + 1] for i in range(len(data))]
+    end = [b"\n\n"] if kind == "sse" else [b"\n"]
+
+    def plain(chunks: list[bytes]) -> Iterator[bytes]:
+        total = 0
+        for chunk in chunks:
+            if chunk:
+                total += len(chunk)
+        yield str(total).encode()
+
+    # CPU time of this process: other processes on a loaded machine barely change it.
+    start = time.process_time()
+    list(plain(reads + end))
+    floor = time.process_time() - start
+    start = time.process_time()
+    events = list(FRAMES[kind](reads + end))
+    spent = time.process_time() - start
+    assert len(events) == 1 and events[0].count(b"x") == data.count(b"x")
+    # Measured: 5-20 times the plain loop; quadratic work is about a thousand times.
+    assert spent < 100 * floor + 1.0, f"{spent:.2f} s against {floor:.3f} s for a plain loop"
+
+
+def _endless_body(opening: bytes) -> Iterator[bytes]:
+    yield opening
+    block = b"x" * 65536
+    for _ in range(48 * 16):  # 48 MiB: three times the limit
+        yield block
+
+
+@pytest.mark.parametrize(("name", "kind", "content_type"), [
+    ("openai", "sse", "text/event-stream"),
+    ("ollama", "ndjson", "application/x-ndjson"),
+])
+def test_a_binding_reports_an_endless_event_in_one_line(name: str, kind: str, content_type: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        opening = (b'data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\ndata: '
+                   if kind == "sse" else
+                   b'{"model":"m","message":{"role":"assistant","content":"Hi"},"done":false}\n')
+        return httpx.Response(200, headers={"content-type": content_type},
+                              content=_endless_body(opening))
+
+    binding = get_binding(name, host="http://endless.test:8000", model="m",
+                          transport=httpx.MockTransport(handler))
+    response = binding.generate("x")
+    with pytest.raises(StreamBrokenError) as info:
+        for _ in response:
+            pass
+    message = str(info.value)
+    host = "http://endless.test:8000" + ("/v1" if name == "openai" else "")
+    assert message == f"{name} at {host}: the server sent an event larger than 16 MB without ending it"
+    assert "\n" not in message
+    assert response.text == "Hi" and info.value.partial_text == "Hi"

@@ -36,7 +36,7 @@ from ..response import Response
 from ..schema import GenerationRequest, ModelInfo
 from ..transport import retry, statuses
 from ..transport.client import make_client
-from ..transport.framing import SSEErrorField, ndjson_lines, sse_data
+from ..transport.framing import EventTooLarge, SSEErrorField, ndjson_lines, sse_data
 from .base import Binding
 
 __all__ = ["HTTPBinding", "ReportedError", "normalize_host"]
@@ -235,6 +235,8 @@ class HTTPBinding(Binding):
                     ) from None
                 except ReportedError as exc:
                     raise self._broken(f"the server reported an error: {exc}", http) from None
+                except EventTooLarge as exc:  # a line that never ends: not buffered for ever
+                    raise self._broken(str(exc), http) from None
                 except (AttributeError, TypeError, KeyError, IndexError):  # JSON, but not an event
                     raise self._broken("the server sent an event this binding cannot read", http) from None
         finally:

@@ -12,13 +12,24 @@ so), so an answer holding one would be cut in the middle of an event. Here:
 Both work on the raw bytes: ``\\n`` and ``\\r`` never occur inside a multibyte
 UTF-8 sequence, so nothing is decoded until a whole event is there, and a
 character split across two network reads arrives intact.
+
+An event is held at most :data:`MAX_EVENT_BYTES` long while it arrives: a
+server that never ends its line raises :class:`EventTooLarge` instead of
+filling the memory. Each network read is searched once, with only the byte
+before it looked at again for a boundary split between two reads, so the
+work grows with the size of the body, not with its square.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-__all__ = ["SSEErrorField", "ndjson_lines", "sse_data"]
+__all__ = ["MAX_EVENT_BYTES", "EventTooLarge", "SSEErrorField", "ndjson_lines", "sse_data"]
+
+# The longest event (an NDJSON line, an SSE event) kept while waiting for its end.
+# A whole answer in one non-streamed chunk is far smaller; a picture sent as one
+# base64 event stays well below it too.
+MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 
 class SSEErrorField(Exception):
@@ -33,23 +44,46 @@ class SSEErrorField(Exception):
         self.payload = payload
 
 
+class EventTooLarge(Exception):
+    """The stream went on for more than ``limit`` bytes without ending its event or line."""
+
+    def __init__(self, limit: int) -> None:
+        size = f"{limit / 2**20:g} MB" if limit >= 2**20 else f"{limit} bytes"
+        super().__init__(f"the server sent an event larger than {size} without ending it")
+        self.limit = limit
+
+
 def ndjson_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """The non-empty lines of a newline-delimited JSON body, as bytes.
 
     A last line without its ``\\n`` is given too: the parser decides whether
     it is a whole object or the half of one that a broken connection left.
+    Raises :class:`EventTooLarge` for a line longer than :data:`MAX_EVENT_BYTES`.
     """
-    pending = b""
+    limit = MAX_EVENT_BYTES  # read per stream, so that a test may lower it
+    # The line begun in earlier reads: the bytes of one read as they came, or,
+    # for a line over several reads, a bytearray grown in place (not copied each time).
+    pending: bytes | bytearray = b""
     for chunk in chunks:
-        if pending:
-            chunk = pending + chunk
         lines = chunk.split(b"\n")
+        if len(lines) == 1:  # no line end in this read: the line goes on
+            if not pending:
+                pending = chunk
+                continue
+            if isinstance(pending, bytes):
+                pending = bytearray(pending)
+            pending += chunk
+            if len(pending) > limit:
+                raise EventTooLarge(limit)
+            continue
+        if pending:
+            lines[0] = bytes(pending) + lines[0]
         pending = lines.pop()
         for line in lines:
             if line and not line.isspace():
                 yield line
     if pending and not pending.isspace():
-        yield pending
+        yield bytes(pending)
 
 
 def _event_data(block: bytes) -> bytes | None:
@@ -72,8 +106,10 @@ def sse_data(chunks: Iterable[bytes]) -> Iterator[bytes]:
     are skipped. An ``error:`` line raises :class:`SSEErrorField`. An event
     the stream ends in the middle of is dropped, as the rules say, except a
     lone ``[DONE]``, which some servers send without the blank line after it.
+    Raises :class:`EventTooLarge` for an event longer than :data:`MAX_EVENT_BYTES`.
     """
-    pending = b""
+    limit = MAX_EVENT_BYTES
+    pending = bytearray()  # the event begun in earlier reads, line ends already made "\n"
     after_cr = False  # the last chunk ended with "\r": a "\n" opening the next is the same line end
     for chunk in chunks:
         if not chunk:
@@ -82,15 +118,28 @@ def sse_data(chunks: Iterable[bytes]) -> Iterator[bytes]:
         if b"\r" in chunk or after_cr:
             if after_cr and chunk[:1] == b"\n":
                 chunk = chunk[1:]
+                if not chunk:
+                    after_cr = False
+                    continue
             after_cr = chunk.endswith(b"\r")
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if pending:
-            chunk = pending + chunk
-        if b"\n\n" not in chunk:
-            pending = chunk
+        # Only the new bytes are searched, and the byte before them for a blank
+        # line split across two reads: the pending event was searched already.
+        if b"\n\n" not in chunk and not (pending and chunk[0] == 0x0A and pending[-1] == 0x0A):
+            pending += chunk  # the event goes on
+            if len(pending) > limit:
+                raise EventTooLarge(limit)
             continue
+        if pending:
+            pending += chunk
+            chunk = bytes(pending)
+            pending.clear()
         blocks = chunk.split(b"\n\n")
-        pending = blocks.pop()
+        tail = blocks.pop()
+        if tail:  # an event begun, not ended
+            pending += tail
+            if len(pending) > limit:
+                raise EventTooLarge(limit)
         for block in blocks:
             # The usual event is one "data: ..." line: read it without splitting lines.
             if block[:5] == b"data:" and b"\n" not in block:
@@ -100,5 +149,5 @@ def sse_data(chunks: Iterable[bytes]) -> Iterator[bytes]:
             data = _event_data(block)
             if data is not None:
                 yield data
-    if pending.strip(b"\n") in (b"data: [DONE]", b"data:[DONE]"):
+    if bytes(pending).strip(b"\n") in (b"data: [DONE]", b"data:[DONE]"):
         yield b"[DONE]"
