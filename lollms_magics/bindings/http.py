@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -34,7 +35,7 @@ from ..errors import (
 )
 from ..response import Response
 from ..schema import GenerationRequest, ModelInfo
-from ..transport import retry, statuses
+from ..transport import retry, statuses, tape
 from ..transport.client import make_client
 from ..transport.framing import EventTooLarge, SSEErrorField, ndjson_lines, sse_data
 from .base import Binding
@@ -239,7 +240,13 @@ class HTTPBinding(Binding):
                     raise self._broken(str(exc), http) from None
                 except (AttributeError, TypeError, KeyError, IndexError):  # JSON, but not an event
                     raise self._broken("the server sent an event this binding cannot read", http) from None
+        except tape.RecordedStop:  # a replayed answer that was stopped here when it was recorded
+            response.cancel()
+            raise
         finally:
+            # A Stop, Ctrl-C or a loop left early: a recorder keeps the answer as stopped, not broken.
+            if response._cancelled or isinstance(sys.exc_info()[1], (KeyboardInterrupt, GeneratorExit)):
+                tape.reader_stopped(http)
             http.close()
         if not self._stream_complete(response):
             raise self._broken("the stream ended before the answer was complete", http)

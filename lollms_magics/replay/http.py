@@ -8,7 +8,12 @@ is read, chunk by chunk with the time each arrived; a
 :class:`~.cassette.Player` answers from the file, at the recorded pace.
 
 A refused connection or a timeout is recorded too, so the automatic choice of
-backend replays the same way on a machine with different servers. A replayed
+backend replays the same way on a machine with different servers. An answer
+the reader stopped (the binding says so with
+:func:`~lollms_magics.transport.tape.reader_stopped`) is kept with ``"cut":
+true`` and the time of the stop; replayed, its body raises
+:class:`~lollms_magics.transport.tape.RecordedStop` at that time if more is
+read, and the binding ends the answer as stopped. A replayed
 request the file lacks raises :class:`~lollms_magics.errors.NotRecordedError`
 when it carries a prompt; other requests (probes, model lists) raise
 ``httpx.TransportError``, which reads as "nothing answers there".
@@ -19,6 +24,7 @@ from __future__ import annotations
 import base64
 import codecs
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from ..transport.tape import STOPPED_NOTE, RecordedStop
 from .cassette import Player, Recorder, Tape
 from .scrub import Scrubber, header_secrets, prompt_of, request_key
 
@@ -99,10 +106,14 @@ class TapeTransport(httpx.BaseTransport):
             "type": live.headers.get("content-type", ""),
             "ttfb": _seconds(time.perf_counter() - start),
         }
-        stream = _RecordingStream(live.stream, start, lambda chunks: _commit(tape, entry, chunks, scrubber))
-        return httpx.Response(
-            live.status_code, headers=live.headers, stream=stream, extensions=live.extensions
+        stream = _RecordingStream(
+            live.stream,
+            start,
+            lambda chunks, cut: _commit(tape, entry, chunks, scrubber, cut),
+            by_line=_LINE_FRAMED.search(entry["type"]) is not None,
         )
+        extensions = {**live.extensions, STOPPED_NOTE: stream.stopped}
+        return httpx.Response(live.status_code, headers=live.headers, stream=stream, extensions=extensions)
 
     def close(self) -> None:
         if self._inner is not None:
@@ -113,22 +124,51 @@ def _seconds(value: float) -> float:
     return round(value, 3)
 
 
+# Bodies whose events end at line ends: server-sent events and JSON lines.
+_LINE_FRAMED = re.compile(r"event-stream|ndjson|jsonl", re.IGNORECASE)
+
+
 class _RecordingStream(httpx.SyncByteStream):
-    """Passes the live body through, noting each chunk and when it came; commits on close."""
+    """Passes the live body through, noting each chunk and when it came; commits on close.
+
+    With ``by_line``, each network read is passed on one line at a time, and
+    only the lines the reader took are kept. A reader stopped in the middle
+    of a read (a Stop between two events that came together) then leaves the
+    events it never saw out of the file, and the replay gives the same text.
+    """
 
     def __init__(
-        self, inner: Any, start: float, commit: Callable[[list[tuple[float, bytes]]], None]
+        self,
+        inner: Any,
+        start: float,
+        commit: Callable[[list[tuple[float, bytes]], float | None], None],
+        *,
+        by_line: bool = False,
     ) -> None:
         self._inner = inner
         self._start = start
         self._commit = commit
-        self._chunks: list[tuple[float, bytes]] = []
+        self._by_line = by_line
+        self._chunks: list[tuple[float, bytearray]] = []  # per read: when it came, what was taken of it
+        self._stopped_at: float | None = None
         self._done = False
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._inner:
-            self._chunks.append((time.perf_counter() - self._start, chunk))
-            yield chunk
+            taken = bytearray()
+            self._chunks.append((time.perf_counter() - self._start, taken))
+            if not self._by_line:
+                taken += chunk
+                yield chunk
+                continue
+            for line in chunk.splitlines(keepends=True):
+                taken += line
+                yield line
+
+    def stopped(self) -> None:
+        """The reader stopped this answer (:func:`~lollms_magics.transport.tape.reader_stopped`)."""
+        if self._stopped_at is None:
+            self._stopped_at = time.perf_counter() - self._start
 
     def close(self) -> None:
         try:
@@ -138,13 +178,18 @@ class _RecordingStream(httpx.SyncByteStream):
         finally:
             if not self._done:
                 self._done = True
-                self._commit(self._chunks)
+                chunks = [(at, bytes(taken)) for at, taken in self._chunks if taken]
+                self._commit(chunks, self._stopped_at)
 
 
 def _commit(
-    tape: Recorder, entry: dict[str, Any], chunks: list[tuple[float, bytes]], scrubber: Scrubber
+    tape: Recorder,
+    entry: dict[str, Any],
+    chunks: list[tuple[float, bytes]],
+    scrubber: Scrubber,
+    stopped_at: float | None,
 ) -> None:
-    """Store the body read: as text chunks when it is UTF-8, else as base64."""
+    """Store the body read: as text chunks when it is UTF-8, else as base64; and where it was stopped."""
     body = b"".join(data for _, data in chunks)
     end = _seconds(chunks[-1][0]) if chunks else entry["ttfb"]
     texts = None if entry["type"].startswith("image/") else _text_chunks(chunks)
@@ -152,6 +197,8 @@ def _commit(
         entry.update(b64=base64.b64encode(body).decode("ascii"), end=end)
     else:
         entry["chunks"] = _scrubbed(texts, entry["type"], scrubber, end)
+    if stopped_at is not None:
+        entry.update(cut=True, end=max(end, _seconds(stopped_at)))
     tape.add(entry)
 
 
@@ -186,21 +233,32 @@ def _scrubbed(texts: list[list[Any]], content_type: str, scrubber: Scrubber, end
 
 
 class _ReplayStream(httpx.SyncByteStream):
-    """The recorded chunks, each released when its time comes; close() stops it at once."""
+    """The recorded chunks, each released when its time comes; close() stops it at once.
 
-    def __init__(self, chunks: list[tuple[float, bytes]], start: float) -> None:
+    ``cut_at``: the reader stopped the recorded answer then, so reading past
+    the last chunk raises :class:`RecordedStop` at that time instead of ending.
+    """
+
+    def __init__(self, chunks: list[tuple[float, bytes]], start: float, cut_at: float | None = None) -> None:
         self._chunks = chunks
         self._start = start
+        self._cut_at = cut_at
         self._closed = threading.Event()
+
+    def _wait_until(self, at: float) -> bool:
+        """Wait until ``at`` seconds after the start; False when closed meanwhile."""
+        wait = self._start + at - time.perf_counter()
+        if wait > 0 and self._closed.wait(wait):
+            return False
+        return not self._closed.is_set()
 
     def __iter__(self) -> Iterator[bytes]:
         for at, data in self._chunks:
-            wait = self._start + at - time.perf_counter()
-            if wait > 0 and self._closed.wait(wait):
-                return
-            if self._closed.is_set():
+            if not self._wait_until(at):
                 return
             yield data
+        if self._cut_at is not None and self._wait_until(self._cut_at):
+            raise RecordedStop()
 
     def close(self) -> None:
         self._closed.set()
@@ -222,7 +280,7 @@ def _replayed(entry: dict[str, Any], request: httpx.Request, tape: Player) -> ht
         chunks = [(tape.delay(entry.get("end", 0.0)), base64.b64decode(entry["b64"]))]
     else:
         chunks = [(tape.delay(at), str(text).encode("utf-8")) for at, text in entry.get("chunks", [])]
+    cut_at = tape.delay(entry.get("end", 0.0)) if entry.get("cut") else None
     headers = {"content-type": entry["type"]} if entry.get("type") else {}
-    return httpx.Response(
-        int(entry["status"]), headers=headers, stream=_ReplayStream(chunks, start), request=request
-    )
+    stream = _ReplayStream(chunks, start, cut_at)
+    return httpx.Response(int(entry["status"]), headers=headers, stream=stream, request=request)

@@ -6,6 +6,11 @@ model, chat messages, options) and a function that streams it from the model.
 While recording, the pieces are passed through and kept with the time each
 came; while replaying, the recorded pieces come back at that pace (and the
 model is never loaded), with the finish reason and token counts restored.
+
+An answer the reader stopped (a Stop, Ctrl-C, a loop left early) is kept
+with ``"cut": true`` and the time of the stop. Replayed, it gives the same
+pieces and then stops the same way: the response is cancelled, so it ends
+incomplete and interrupted (finish reason ``"cancelled"``), with no error.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..transport.tape import RecordedStop
 from .cassette import Player, Recorder, Tape
 
 __all__ = ["run_local"]
@@ -52,9 +58,9 @@ def _record(
             pieces.append([round(time.perf_counter() - start, 3), scrubber.text(piece)])
             yield piece
         outcome = "done"
-    except GeneratorExit:
+    except (GeneratorExit, KeyboardInterrupt):
         # The reader stopped early (a summary cutting an answer that repeats
-        # itself, a Stop button): what it read is kept, so a replay stops there too.
+        # itself, a Stop button, Ctrl-C): what it read is kept, so a replay stops there too.
         outcome = "cut"
         raise
     finally:
@@ -66,17 +72,27 @@ def _record(
             for name in _RESTORED:
                 entry[name] = getattr(response, name, None)
             if outcome == "cut":
-                entry["cut"] = True
+                entry.update(cut=True, end=round(time.perf_counter() - start, 3))
             tape.add(entry)
 
 
 def _replay(entry: dict[str, Any], response: Any, tape: Player) -> Iterator[str]:
     start = time.perf_counter()
     response.prompt_tokens = entry.get("prompt_tokens")
-    for at, piece in entry.get("pieces", []):
+
+    def wait_until(at: float) -> None:
         wait = start + tape.delay(at) - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
+
+    for at, piece in entry.get("pieces", []):
+        wait_until(at)
         yield str(piece)
-    response.finish_reason = entry.get("finish_reason")
     response.completion_tokens = entry.get("completion_tokens")
+    if entry.get("cut"):
+        # Stopped here when recorded: stop the answer the way a Stop does (the
+        # response ends interrupted, its finish reason "cancelled"), not as finished.
+        wait_until(float(entry.get("end", 0.0)))
+        response.cancel()
+        raise RecordedStop()
+    response.finish_reason = entry.get("finish_reason")
