@@ -16,6 +16,7 @@ from request headers.
     └── BindingError                        anything a server or the network did
         ├── ServerUnreachableError          connection refused, DNS failure
         │   └── NotRecordedError            a replay file holds no answer for the request
+        ├── RequestNotSentError             our request could not be sent as built (a header HTTP refuses)
         ├── BindingTimeout                  no answer within the connect or read timeout
         ├── AuthenticationError             missing or rejected API key (401, 403)
         ├── UnknownModelError (KeyError)    the server does not have that model
@@ -49,6 +50,7 @@ __all__ = [
     "PromptError",
     "ProtocolError",
     "RateLimitError",
+    "RequestNotSentError",
     "ServerError",
     "ServerUnreachableError",
     "StreamBrokenError",
@@ -148,6 +150,15 @@ class ServerUnreachableError(BindingError):
 
 class NotRecordedError(ServerUnreachableError):
     """Raised when a replay file holds no answer for a request and no live fallback was asked for."""
+
+
+class RequestNotSentError(BindingError):
+    """Raised when the HTTP library refuses our own request before sending it.
+
+    A header value HTTP cannot carry (a key with a line break that got past
+    the checks, say): the server was never asked, so it is not reported as
+    unreachable, and the library's message, which quotes the header, is not shown.
+    """
 
 
 class BindingTimeout(BindingError):

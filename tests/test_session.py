@@ -23,8 +23,8 @@ from tests.servers import tiny_png
 pytestmark = pytest.mark.timeout(30)
 
 SECRET = "sk-abcdefghijklmnop0123456789"
-KEY_REFUSED = (
-    "this prompt holds an API key, which would be sent and saved with the notebook; "
+KEY_REFUSED = (  # the {reference} that brought the key is named
+    "{config} holds an API key, which would be sent to the server and saved with the notebook; "
     "remove it (keys go in environment variables or %lollms key)"
 )
 

@@ -25,6 +25,7 @@ from ..images import ImageInput, encode_image
 from ..options import validate_options
 from ..response import Response
 from ..schema import GenerationRequest, Message, ModelInfo
+from ..secret_fields import clean_key
 
 if TYPE_CHECKING:
     import httpx
@@ -96,7 +97,9 @@ class Binding:
         The default model; when omitted, the server's first model is used.
     api_key:
         The key, when the server needs one; defaults to the binding's
-        environment variable. It is shown nowhere.
+        environment variable. It is shown nowhere. Surrounding whitespace
+        (the line end of a key read from a file) is dropped; a key with a
+        control character inside raises :class:`InvalidOptionError`.
     """
 
     name: ClassVar[str] = ""
@@ -118,7 +121,18 @@ class Binding:
         env_host = os.environ.get(self.host_env) if self.host_env else None
         self.host = self._normalize_host(host or env_host or self.default_host)
         self.model = model or None
-        self._api_key = api_key or (os.environ.get(self.key_env) if self.key_env else None) or None
+        self._api_key = clean_key(api_key, "the key given with api_key=") or self.env_key()
+
+    @classmethod
+    def env_key(cls) -> str | None:
+        """The key in the binding's environment variable, stripped; None when unset or blank.
+
+        Raises :class:`InvalidOptionError` (naming the variable, never its
+        value) when a control character is left inside it.
+        """
+        if not cls.key_env:
+            return None
+        return clean_key(os.environ.get(cls.key_env), cls.key_env)
 
     # -- public API --------------------------------------------------------
 

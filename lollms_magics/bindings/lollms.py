@@ -170,7 +170,7 @@ class LollmsBinding(OpenAIBinding):
         """A LoLLMs server on 9600 or 9642 (the new one may need ``LOLLMS_API_KEY``)."""
         if os.environ.get(cls.host_env or ""):
             return None  # a configured host is the user's choice, not the automatic one's
-        return probe_lollms(client, os.environ.get(cls.key_env or ""))
+        return probe_lollms(client, cls.env_key())  # stripped: a key read from a file ends in a newline
 
     # -- which server is it? --------------------------------------------------
 

@@ -100,7 +100,7 @@ class OpenAIBinding(HTTPBinding):
             return Probe(
                 base_url, os.environ.get("OPENAI_MODEL"), f"OPENAI_BASE_URL is set, using {base_url}"
             )
-        if os.environ.get("OPENAI_API_KEY"):
+        if cls.env_key():  # stripped: a variable holding only a line end is not a key
             model = os.environ.get("OPENAI_MODEL") or OPENAI_DEFAULT_MODEL
             return Probe(None, model, f"OPENAI_API_KEY is set, using OpenAI's {model}")
         return None

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.session import Session, Target
 from ..errors import InvalidOptionError, LollmsMagicsError, LollmsMagicsWarning
+from ..secret_fields import clean_key
 from .callbacks import Callback, error_dict, failure, one_line, read_answer
 from .summary import SummaryArguments, run_sequential_summarize
 
@@ -203,7 +204,9 @@ class LollmsClient(Session):
         host = config.pop("host_address", None) or host_address
         self.host_address: str | None = os.environ.get(ENV_OVERRIDES["host"]) or host
         model = os.environ.get(ENV_OVERRIDES["model"]) or config.pop("model_name", None) or model_name
-        self.service_key: str | None = config.pop("service_key", None) or service_key
+        # Stripped as it enters: a key read from a file ends in a newline, which httpx refuses.
+        given_key = config.pop("service_key", None) or service_key
+        self.service_key: str | None = clean_key(given_key, "service_key")
         verify = config.pop("verify_ssl_certificate", verify_ssl_certificate)
         ctx_size = config.pop("ctx_size", None) or ctx_size
         self.personality = config.pop("personality", personality)
@@ -377,6 +380,11 @@ class LollmsClient(Session):
         :attr:`last_summary` keeps the figures (calls, tokens, time).
         """
         arguments = SummaryArguments(args, kwargs)
+        try:  # the rule of every prompt: a text holding a key is not sent
+            self.keys.refuse(str(arguments.text), "the text to summarize")
+        except LollmsMagicsError as exc:
+            failure(exc, arguments.callback, self.keys.redact)
+            return f"Error: {exc}"
         text, self.last_summary = run_sequential_summarize(
             Session.binding(self), arguments, self.default_n_predict, self.default_temperature,
             self.default_ctx_size, self.keys.redact,
@@ -394,7 +402,7 @@ class LollmsClient(Session):
         host = os.environ.get(ENV_OVERRIDES["tti_host"]) or config.pop("host_address", None)
         if host is None and SAME_SERVER.get(name) == self._text_binding:
             host = self.host_address  # the course's TTI lives on the client's server
-        key = config.pop("service_key", None) or self.service_key
+        key = clean_key(config.pop("service_key", None), "the TTI service_key") or self.service_key
         config.pop("verify_ssl_certificate", None)
         if name == "lollms" and key:
             config.setdefault("client_id", key)  # lollms-webui's image calls take the key as client id

@@ -10,11 +10,18 @@ values here; every other failure raises, as in lollms-client.
 For lollms-webui (9600) the three calls need the ``client_id`` of an open
 web UI session: lollms-client takes it from ``service_key`` or a
 ``client_id=`` argument, and so does this class (else ``LOLLMS_CLIENT_ID``).
+
+Settings that hold a secret (lollms-webui's ``openai_api_key`` of the DALL-E
+service...) come back from ``get_settings()`` masked, since scripts print
+them; handed back to ``set_settings()`` still masked, they keep the value
+the server had, so the course's get, change, set round trip works.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from ..secret_fields import MASK, is_secret_setting, mask_settings
 
 if TYPE_CHECKING:
     from ..tti.base import ImageBinding
@@ -33,6 +40,7 @@ class CourseTTI:
         self.binding = binding
         self.binding_name = binding_name
         self._by_client: dict[str, ImageBinding] = {}
+        self._hidden: dict[str, Any] = {}  # the secret settings' values get_settings masked, by name
 
     @property
     def host_address(self) -> str:
@@ -71,14 +79,17 @@ class CourseTTI:
             settings = self._for(client_id).get_settings()
         except UnsupportedFeatureError:
             return {}
-        return settings if settings else {}
+        if not settings:
+            return {}
+        self._hidden = _secret_values(settings)
+        return mask_settings(settings)
 
     def set_settings(self, settings: Any, client_id: str | None = None, **kwargs: Any) -> bool:
         """Apply ``settings`` (the list ``get_settings`` gave, changed); False when the server cannot."""
         from ..tti.base import UnsupportedFeatureError
 
         try:
-            return bool(self._for(client_id).set_settings(settings))
+            return bool(self._for(client_id).set_settings(_unmasked(settings, self._hidden)))
         except UnsupportedFeatureError:
             return False
 
@@ -117,3 +128,26 @@ class CourseTTI:
 
     def __repr__(self) -> str:
         return f"<CourseTTI {self.binding_name} at {self.binding.host}>"
+
+
+def _secret_values(settings: Any) -> dict[str, Any]:
+    """The values of the secret settings, by name (a template list or a ``{name: value}`` dict)."""
+    pairs: list[tuple[Any, Any]] = []
+    if isinstance(settings, dict):
+        pairs = list(settings.items())
+    elif isinstance(settings, list):
+        pairs = [(e.get("name"), e.get("value")) for e in settings if isinstance(e, dict)]
+    return {name: value for name, value in pairs if isinstance(name, str) and is_secret_setting(name, value)}
+
+
+def _unmasked(settings: Any, hidden: dict[str, Any]) -> Any:
+    """``settings`` with each value still masked given back the value the server had."""
+    if isinstance(settings, dict):
+        return {k: hidden[k] if v == MASK and k in hidden else v for k, v in settings.items()}
+    if isinstance(settings, list):
+        return [
+            {**e, "value": hidden[e["name"]]}
+            if isinstance(e, dict) and e.get("value") == MASK and e.get("name") in hidden else e
+            for e in settings
+        ]
+    return settings

@@ -8,6 +8,11 @@ message and metadata value shown. Besides the typed keys it knows the values
 of ``*_KEY``, ``*_TOKEN``, ``*_SECRET`` and ``*_PASSWORD`` variables, every
 binding's declared key variable, and keys written into URL query strings
 (``?api_key=...``, ``&token=...``).
+
+Keys are kept without surrounding whitespace (a variable read from a CRLF
+``.env`` ends in ``\r``), and each is looked for in every spelling an error
+or a saved output may give it (:func:`~lollms_magics.secret_fields.key_forms`):
+a repr such as ``b'Bearer sk-...\n'``, a JSON string, a quoted URL.
 """
 
 from __future__ import annotations
@@ -15,14 +20,20 @@ from __future__ import annotations
 import getpass
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ..errors import PromptError
+from ..secret_fields import MASK, clean_key, key_forms
+from .interpolate import lookup
 
 __all__ = ["KeyStore", "declared_key_variables", "redact_urls"]
 
 # Environment variables whose values are treated as secrets when redacting.
 _SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
-_MASK = "***"
+_MASK = MASK
 _MIN_SECRET = 8  # shorter values ("1", "true") would mask ordinary text
+_REFERENCE = re.compile(r"\{([^{}\s]+)\}")  # a {name} of a prompt (lookup says if it is one)
 _QUERY_SECRET = re.compile(
     r"(?P<name>[?&](?:api[_-]?key|key|token|access[_-]?token|secret|password|client[_-]?id)=)"
     r"(?P<value>[^&#\s\"']+)",
@@ -38,14 +49,20 @@ def redact_urls(text: str) -> str:
 
 
 def declared_key_variables() -> list[str]:
-    """Every registered binding's key variable (read when a key is first looked for)."""
+    """Every registered text and image binding's key variable (read when a key is first looked for).
+
+    An image binding's may match no secret suffix (``A1111_API_AUTH``).
+    """
     from ..bindings import binding_class, binding_names
     from ..errors import LollmsMagicsError
+    from ..tti import image_binding_class, image_binding_names
 
     names = []
-    for name in binding_names():
+    classes = [(binding_class, n) for n in binding_names()]
+    classes += [(image_binding_class, n) for n in image_binding_names()]
+    for get, name in classes:
         try:
-            key_env = binding_class(name).key_env
+            key_env = get(name).key_env
         except LollmsMagicsError:  # a binding whose extra is not installed
             continue
         if key_env:
@@ -63,6 +80,8 @@ class KeyStore:
         # making a store imports no binding.
         self._key_variables = key_variables
         self._resolved: set[str] | None = None
+        # The keys last seen and their spellings, replaced as one tuple (threads read it).
+        self._cache: tuple[frozenset[str], tuple[str, ...]] = (frozenset(), ())
 
     @property
     def key_variables(self) -> set[str]:
@@ -80,8 +99,12 @@ class KeyStore:
         return self._keys.get(binding)
 
     def set(self, binding: str, key: str | None) -> None:
-        """Keep ``key`` for ``binding`` in memory; an empty one forgets it."""
-        key = (key or "").strip()
+        """Keep ``key`` for ``binding`` in memory; an empty one forgets it.
+
+        Surrounding whitespace is dropped; a key with a line break or another
+        control character inside is refused (:class:`InvalidOptionError`).
+        """
+        key = clean_key(key, f"the key given for {binding}")
         if key:
             self._keys[binding] = key
         else:
@@ -95,22 +118,55 @@ class KeyStore:
         self.set(binding, getpass.getpass(f"API key for {binding} (hidden, kept in memory only): "))
         return binding in self._keys
 
-    def _secrets(self) -> Iterator[str]:
-        yield from self._keys.values()
+    def _forms(self) -> tuple[str, ...]:
+        """Every spelling of every known key, longest first (computed again only when the keys change)."""
+        known = {key for key in list(self._keys.values()) if len(key) >= _MIN_SECRET}
+        variables = self.key_variables
         for name, value in os.environ.items():
-            if name.endswith(_SECRET_SUFFIXES) or name in self.key_variables:
-                yield value
+            if name.endswith(_SECRET_SUFFIXES) or name in variables:
+                value = value.strip()  # the key a binding sends is the stripped one
+                if len(value) >= _MIN_SECRET:
+                    known.add(value)
+        cached_keys, cached_forms = self._cache
+        if known == cached_keys:
+            return cached_forms
+        forms = tuple(sorted({form for key in known for form in key_forms(key)}, key=len, reverse=True))
+        self._cache = (frozenset(known), forms)
+        return forms
 
     def redact(self, text: str) -> str:
-        """``text`` with every known key replaced by ``***``."""
-        for secret in self._secrets():
-            if len(secret) >= _MIN_SECRET and secret in text:
-                text = text.replace(secret, _MASK)
+        """``text`` with every known key replaced by ``***``, raw, escaped or quoted."""
+        for form in self._forms():
+            if form in text:
+                text = text.replace(form, _MASK)
         return redact_urls(text)
 
     def holds_secret(self, text: str) -> bool:
-        """True when ``text`` contains a known key (it would be sent and saved)."""
-        return any(len(s) >= _MIN_SECRET and s in text for s in self._secrets())
+        """True when ``text`` contains a known key in any spelling (it would be sent and saved)."""
+        return any(form in text for form in self._forms())
+
+    def refuse(self, text: str, what: str) -> None:
+        """Raise :class:`PromptError` when ``text`` holds a known key; ``what`` says where it was found.
+
+        The one rule for everything that would be sent: prompts, image
+        prompts, documents to summarize, instructions.
+        """
+        if self.holds_secret(text):
+            raise PromptError(
+                f"{what} holds an API key, which would be sent to the server and saved with the "
+                "notebook; remove it (keys go in environment variables or %lollms key)"
+            )
+
+    def reference_holding_key(self, text: str, namespace: Mapping[str, Any]) -> str | None:
+        """The first ``{name}`` reference of ``text`` whose value holds a known key, as ``"{name}"``."""
+        for ref in _REFERENCE.findall(text):
+            try:
+                value = lookup(ref, namespace)
+            except LookupError:
+                continue
+            if self.holds_secret(str(value)):
+                return f"{{{ref}}}"
+        return None
 
     def redact_data(self, data: object) -> object:
         """``data`` (dicts, lists, strings) with :meth:`redact` applied to every string."""

@@ -453,7 +453,8 @@ class Session:
             if isinstance(options.get(field), str):
                 self.keys.refuse(options[field], f"the summary's {field}")
         urls: Sequence[str | None] = list(hosts) if hosts else [host]
-        return summarize(document, [self.binding(self.target(binding, model, url)) for url in urls], **options)
+        bindings = [self.binding(self.target(binding, model, url)) for url in urls]
+        return summarize(document, bindings, **options)
 
     def load_document(self, source: Any) -> Document:
         """Read ``source`` as :meth:`summarize` would; refused when it holds a known API key.

@@ -26,6 +26,7 @@ from IPython.core.error import UsageError
 
 from ..core.status import safe_host
 from ..errors import LollmsMagicsError
+from ..secret_fields import mask_settings
 from .args import Parser
 from .commands import COMMANDS, Command
 from .image_display import ImageProgress, save_images, show_images
@@ -191,7 +192,7 @@ def tti(magics: LollmsMagics, args: Any, cell: str | None) -> None:
         for service in binding.list_services():
             print(f"  {service.get('name')}: {service.get('caption', '')} {service.get('help', '')}".rstrip())
     elif sub == "settings":
-        _print_settings(binding.get_settings())
+        _print_settings(mask_settings(binding.get_settings()))  # secret settings as the panel hides them
     else:
         done = binding.set_settings(**_pairs(rest, "%lollms tti set"))
         print("lollms: image settings changed" if done else "lollms: the server did not apply the settings")

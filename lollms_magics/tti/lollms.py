@@ -33,6 +33,7 @@ from ..bindings.http import normalize_host
 from ..bindings.lollms import LollmsBinding, remember_protocol
 from ..errors import AuthenticationError, BindingError, ProtocolError, ServerError, UnknownModelError
 from ..schema import ModelInfo
+from ..secret_fields import clean_key
 from .base import ImageBinding, ImageRequest, ImageResult, Progress
 from .openai import images_body, read_images
 
@@ -88,7 +89,9 @@ class LollmsImageBinding(ImageBinding):
         **config: Any,
     ) -> None:
         super().__init__(host, model, api_key, **config)
-        self._client_id = client_id or os.environ.get(CLIENT_ID_ENV) or None
+        self._client_id = (
+            clean_key(client_id, "client_id") or clean_key(os.environ.get(CLIENT_ID_ENV), CLIENT_ID_ENV)
+        )
         finder_config = {k: v for k, v in config.items() if k in ("transport", "verify", "connect_timeout")}
         # The text binding knows how to tell the two servers apart, and remembers it per host.
         self._finder = LollmsBinding(host, None, api_key, protocol=protocol, **finder_config)
@@ -98,7 +101,7 @@ class LollmsImageBinding(ImageBinding):
         """lollms-webui on 9600 or the new server on 9642 (or ``LOLLMS_HOST``) with an image service."""
         env = os.environ.get(cls.host_env or "")
         hosts = [normalize_host(env)] if env else list(cls.probe_hosts)
-        key = os.environ.get(cls.key_env or "") or ""
+        key = cls.env_key() or ""  # stripped: a key read from a file ends in a newline
         for host in hosts:
             found = _probe_one(client, host, key)
             if found is not None:

@@ -130,7 +130,7 @@ class OpenAIImageBinding(ImageBinding):
         base_url = os.environ.get("OPENAI_BASE_URL")
         if base_url:
             return Probe(base_url, None, f"OPENAI_BASE_URL is set, using {base_url}")
-        if os.environ.get("OPENAI_API_KEY"):
+        if cls.env_key():  # stripped: a variable holding only a line end is not a key
             return Probe(
                 None, OPENAI_IMAGE_MODEL, f"OPENAI_API_KEY is set, using OpenAI's {OPENAI_IMAGE_MODEL}"
             )

@@ -9,20 +9,21 @@ server lists the values a setting takes: ``choices``), and
 dropdown always holds the setting's current value, listed or not, so that
 a setting nobody touched is never sent back changed.
 
-A setting whose name says it is a secret (key, token, password, client id)
-is shown empty, as a hidden field; what is typed there is taken out of the
-widget as soon as the kernel receives it, so that no saved widget state
-holds it.
+A setting whose name says it is a secret (key, token, password, client id:
+:func:`~lollms_magics.secret_fields.is_secret_setting`, the rule every
+place that shows settings follows) is shown empty, as a hidden field; what
+is typed there is taken out of the widget as soon as the kernel receives
+it, so that no saved widget state holds it.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
+
+from ..secret_fields import is_secret_setting
 
 __all__ = ["SettingsForm", "entries"]
 
-_SECRET = re.compile(r"key|token|secret|password|client_?id", re.IGNORECASE)
 _SCALARS = (bool, int, float, str, type(None))
 UNSET = "(the server's default)"  # how a dropdown shows a setting with no value (None)
 
@@ -66,6 +67,7 @@ class SettingsForm:
                 entry["options"] = list(listed)
         self.controls: dict[str, Any] = {}
         self._secrets: dict[str, str] = {}  # typed secret values, kept out of the widgets
+        self._hidden: set[str] = set()  # the settings shown as hidden fields
         for entry in self.entries:
             self.controls[entry["name"]] = self._control(entry)
         self.widget = w.VBox(list(self.controls.values()))
@@ -74,7 +76,8 @@ class SettingsForm:
         w, name, value, kind = self.w, entry["name"], entry["value"], entry["type"]
         common = {"description": name, "tooltip": entry["help"] or None,
                   "style": {"description_width": "180px"}, "layout": w.Layout(width="480px")}
-        if _SECRET.search(name):
+        if is_secret_setting(name, value):
+            self._hidden.add(name)
             box = w.Password(value="", placeholder="hidden: type to change", continuous_update=False,
                              **common)
             box.observe(lambda change: self._take_secret(name, box, change), names="value")
@@ -104,8 +107,8 @@ class SettingsForm:
         changed: dict[str, Any] = dict(self._secrets)
         for entry in self.entries:
             name = entry["name"]
-            if name in changed:
-                continue
+            if name in changed or name in self._hidden:
+                continue  # a hidden setting changes only when a value is typed for it
             new = self.controls[name].value
             old = entry["value"]
             if entry["options"]:

@@ -166,9 +166,19 @@ class SettingsPanel(Panel):
         return values
 
     def _keep_key(self) -> bool:
+        """Move a typed key into the session (stripped there); False when none was typed.
+
+        A key with a line break or a control character inside is refused
+        (:class:`InvalidOptionError`, which names no part of it) and dropped:
+        it is typed again.
+        """
         if self._pending_key and self.binding.value != AUTO:
-            self.session.set_key(self.binding.value, self._pending_key)
-            self._pending_key = None
+            key, self._pending_key = self._pending_key, None
+            try:
+                self.session.set_key(self.binding.value, key)
+            except LollmsMagicsError:
+                self.key.placeholder = "hidden; kept in memory only"
+                raise
             self.key.placeholder = "key kept in memory (type again to change it)"
             return True
         return False
@@ -187,9 +197,9 @@ class SettingsPanel(Panel):
     def _refresh(self, asked: int) -> None:
         """List the models of the chosen binding at the chosen host (run in a worker thread)."""
         name, host = self.binding.value, self.host.value.strip() or None
-        self._keep_key()
         self.say(f"asking {name} for its models…")
         try:
+            self._keep_key()
             cls = binding_class(name)
             from ..bindings.http import HTTPBinding
 
@@ -221,10 +231,10 @@ class SettingsPanel(Panel):
         name = self.binding.value
         try:
             options = validate_options(self.option_values())
+            self._keep_key()
         except LollmsMagicsError as exc:
             self.say(str(exc), error=True)
             return
-        self._keep_key()
         keyed = name in self.session.keys and takes_key(name)
         if name == AUTO:
             self.session.use(AUTO)
