@@ -73,6 +73,7 @@ class Response:
         # Cancelling: a list so that the hot loop tests it for truth without an
         # attribute lookup; filled by cancel(), possibly from another thread.
         self._cancelled: list[bool] = []
+        self._stopped = threading.Event()  # the same, for a wait to wake on (a retry's)
         self._aborters: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[Response], None]] = []
@@ -88,7 +89,10 @@ class Response:
 
     def _run(self) -> Iterator[str]:
         assert self._source is not None, "a binding must set Response._source"
-        self._state = _RUNNING
+        with self._lock:  # against a cancel() deciding, in another thread, that nothing started
+            if self._state != _NEW:
+                return
+            self._state = _RUNNING
         source = self._source
         append = self._chunks.append
         cancelled = self._cancelled
@@ -159,16 +163,25 @@ class Response:
         if self._state == _RUNNING:
             self._state = state
             self._ended = time.perf_counter()
-            for callback in self._callbacks:
-                callback(self)
+            self._run_callbacks()
+
+    def _run_callbacks(self) -> None:
+        for callback in self._callbacks:
+            callback(self)
 
     # -- for bindings --------------------------------------------------------
 
     def on_abort(self, abort: Callable[[], None]) -> None:
         """Register how to unblock a read in progress (e.g. shut a socket down) when cancelled."""
-        self._aborters.append(abort)
-        if self._cancelled:
-            abort()
+        with self._lock:
+            self._aborters.append(abort)
+            cancelled = bool(self._cancelled)
+        if cancelled:
+            _call(abort)
+
+    def pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` (before a retry), or less when cancelled meanwhile; True when cancelled."""
+        return self._stopped.wait(max(seconds, 0.0))
 
     def add_reasoning(self, text: str) -> None:
         """Keep a piece of the model's reasoning, apart from the answer."""
@@ -179,6 +192,11 @@ class Response:
         self._callbacks.append(callback)
 
     # -- control -------------------------------------------------------------
+
+    @property
+    def cancelled(self) -> bool:
+        """True once :meth:`cancel` (or :meth:`close`) was called on an unfinished answer."""
+        return bool(self._cancelled)
 
     def cancel(self) -> None:
         """Stop the answer; safe to call from any thread (a Stop button, a timer).
@@ -192,19 +210,21 @@ class Response:
             if self._state in (_DONE, _CLOSED) or self._cancelled:
                 return
             self._cancelled.append(True)
+            self._stopped.set()
             aborters = list(self._aborters)
-        if self._state == _NEW:
-            self._state = _CLOSED
+            never_started = self._state == _NEW
+            if never_started:
+                self._state = _CLOSED
+        if never_started:
             self.interrupted = True
             self.finish_reason = CANCELLED
             if self._source is not None and hasattr(self._source, "close"):
                 self._source.close()
+            self._ended = time.perf_counter()
+            self._run_callbacks()
             return
         for abort in aborters:
-            try:
-                abort()
-            except OSError:  # the connection is already gone
-                pass
+            _call(abort)
 
     def close(self) -> None:
         """Stop reading and close the HTTP stream; the text so far is kept (see :meth:`cancel`)."""
@@ -302,3 +322,10 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.binding}:{self.model} {self._state}, {len(self._chunks)} pieces>"
+
+
+def _call(abort: Callable[[], None]) -> None:
+    try:
+        abort()
+    except OSError:  # the connection is already gone
+        pass

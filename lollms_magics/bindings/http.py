@@ -20,7 +20,6 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import httpx
@@ -35,7 +34,7 @@ from ..errors import (
 )
 from ..response import Response
 from ..schema import GenerationRequest, ModelInfo
-from ..transport import retry, statuses, tape
+from ..transport import cancel, retry, statuses, tape
 from ..transport.client import make_client
 from ..transport.framing import EventTooLarge, SSEErrorField, ndjson_lines, sse_data
 from .base import Binding
@@ -60,12 +59,6 @@ def normalize_host(host: str, default_port: int | None = None) -> str:
         if url.port is None and url.scheme == "http":
             host = str(url.copy_with(port=default_port)).rstrip("/")
     return host
-
-
-# The answer whose request is being opened in this thread, so that a cancel
-# can cut the connection while the server has not even sent its headers (a
-# queued request on a one-slot server).
-_opening: ContextVar[Response | None] = ContextVar("lollms_magics_opening", default=None)
 
 
 def _reason(exc: BaseException) -> str:
@@ -119,7 +112,9 @@ class HTTPBinding(Binding):
         self._verify = verify
         self._client: httpx.Client | None = None
         self._listing_models = False
-        self._sleep = time.sleep  # replaced in tests to keep retries fast
+        # The wait before a retry: a cancel of the answer ends it. Tests may put
+        # a recorder in its place to keep retries fast.
+        self._sleep: Callable[[float], None] = self._pause
 
     # -- the client ----------------------------------------------------------
 
@@ -189,11 +184,10 @@ class HTTPBinding(Binding):
     # -- the stream loop -------------------------------------------------------
 
     def _generate(self, request: GenerationRequest, response: Response) -> Iterator[str]:
-        token = _opening.set(response)
-        try:
+        # The connection the request goes on, a pooled one too, is the answer's:
+        # its cancel cuts it, whether connecting, queued or streaming.
+        with cancel.owned_by(response):
             http = self._send(request, response)
-        finally:
-            _opening.reset(token)
         response.on_abort(lambda: _shutdown(http))
         framing = self._framing()
         try:
@@ -267,7 +261,7 @@ class HTTPBinding(Binding):
         The caller closes the response.
         """
         url = self._url(path)
-        answer = _opening.get()
+        answer = cancel.current()
         extensions = {"trace": _connection_tracer(answer)} if answer is not None else None
         attempt = 0
         while True:
@@ -277,10 +271,11 @@ class HTTPBinding(Binding):
             try:
                 response = self.client.send(request, stream=True)
             except httpx.ConnectError as exc:
-                if attempt < self.max_retries and not (answer is not None and answer._cancelled):
+                if attempt < self.max_retries and not _stopped(answer):
                     self._sleep(retry.backoff_delay(attempt))
-                    attempt += 1
-                    continue
+                    if not _stopped(answer):  # no retry after a cancel during the wait
+                        attempt += 1
+                        continue
                 raise self._unreachable(exc, url) from None
             except httpx.TimeoutException:
                 raise BindingTimeout(
@@ -304,17 +299,25 @@ class HTTPBinding(Binding):
                 response.close()
             error = self._status_error(response, body_bytes, url)
             _, code = statuses.error_details(body_bytes)
-            cancelled = answer is not None and bool(answer._cancelled)
-            if not cancelled and attempt < self.max_retries and retry.should_retry(
+            if not _stopped(answer) and attempt < self.max_retries and retry.should_retry(
                 response.status_code, response.headers, code
             ):
                 wait = retry.parse_retry_after(response.headers)
                 if wait is not None and wait > retry.RETRY_AFTER_CAP:
                     raise error  # the server wants far longer than we should block a cell
                 self._sleep(wait if wait else retry.backoff_delay(attempt))
-                attempt += 1
-                continue
+                if not _stopped(answer):  # no retry after a cancel during the wait
+                    attempt += 1
+                    continue
             raise error
+
+    def _pause(self, seconds: float) -> None:
+        """Wait before a retry; a cancel of the answer being opened ends the wait at once."""
+        answer = cancel.current()
+        if answer is None:
+            time.sleep(seconds)
+        else:
+            answer.pause(seconds)
 
     def _unreachable(self, exc: httpx.HTTPError, url: str) -> ServerUnreachableError:
         return ServerUnreachableError(
@@ -433,8 +436,17 @@ class HTTPBinding(Binding):
         )
 
 
-def _connection_tracer(answer: Response) -> Callable[[str, dict[str, Any]], None]:
-    """An httpx trace hook that lets ``answer.cancel()`` cut a new connection before any header."""
+def _stopped(answer: cancel.Owner | None) -> bool:
+    return answer is not None and answer.cancelled
+
+
+def _connection_tracer(answer: cancel.Owner) -> Callable[[str, dict[str, Any]], None]:
+    """An httpx trace hook that lets ``answer.cancel()`` cut a new connection before any header.
+
+    The clients of :func:`make_client` do not need it (their backend hands over
+    every connection, pooled ones too); it covers the connections of other
+    transports, such as the ones httpx makes for a proxy.
+    """
 
     def trace(event: str, info: dict[str, Any]) -> None:
         if event == "connection.connect_tcp.complete":

@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from ..transport.client import http_transport  # httpx's, with connections a cancel can cut
 from ..transport.tape import STOPPED_NOTE, RecordedStop
 from .cassette import Player, Recorder, Tape
 from .scrub import Scrubber, header_secrets, prompt_of, request_key
@@ -61,7 +62,7 @@ class TapeTransport(httpx.BaseTransport):
 
     def _live(self) -> httpx.BaseTransport:
         if self._inner is None:  # built on first need: a pure replay opens no connection
-            self._inner = httpx.HTTPTransport(verify=self._verify, trust_env=self._trust_env)
+            self._inner = http_transport(verify=self._verify, trust_env=self._trust_env)
         return self._inner
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

@@ -7,6 +7,9 @@ expect; a server on this machine never goes through a proxy: ``localhost``,
 the loopback range and the unspecified addresses ``0.0.0.0`` and ``::``
 (which ``OLLAMA_HOST=0.0.0.0`` puts in a URL, and which connect to this
 machine). A test transport never reads the environment either.
+
+Its connections run through :mod:`~lollms_magics.transport.cancel`, so that
+cancelling an answer cuts the connection its request is on, a pooled one too.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["is_local_host", "make_client", "probe_client"]
+__all__ = ["http_transport", "is_local_host", "make_client", "probe_client"]
 
 
 def is_local_host(url: str) -> bool:
@@ -34,6 +37,15 @@ def is_local_host(url: str) -> bool:
     return address.is_loopback or address.is_unspecified
 
 
+def http_transport(*, verify: bool, trust_env: bool) -> httpx.HTTPTransport:
+    """httpx's own transport (as a client would build it), whose connections a cancel can cut."""
+    import httpx
+
+    from . import cancel
+
+    return cancel.install(httpx.HTTPTransport(verify=verify, trust_env=trust_env))
+
+
 def make_client(
     host: str,
     *,
@@ -46,17 +58,21 @@ def make_client(
     """A client for the server at ``host``; ``read_timeout`` bounds the silence between two pieces."""
     import httpx
 
-    from . import tape
+    from . import cancel, tape
 
     timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=30.0)
     trust_env = transport is None and not is_local_host(host)
-    return httpx.Client(
+    client = httpx.Client(
         timeout=timeout,
         transport=tape.wrap(transport, verify=verify, trust_env=trust_env),
         verify=verify,
         trust_env=trust_env,
         follow_redirects=follow_redirects,
     )
+    # Built by httpx, with the proxies of the environment (a transport given to
+    # the client would turn those off); then made cancellable in place.
+    cancel.install_client(client)
+    return client
 
 
 def probe_client(timeout: float) -> httpx.Client:

@@ -9,6 +9,12 @@ off, or goes silent.
 
 Reply content is deterministic: see :func:`plan_reply` for the magic model
 names (``count-N``, ``slow``, ``fail-midstream``, ``truncate`` ...).
+A server may have a few generation slots (``slots``), as llama.cpp's
+``--parallel`` and Ollama's ``OLLAMA_NUM_PARALLEL`` give it: a generation
+that finds them all busy waits, before any header, until one frees, as the
+real servers queue it; one whose client hangs up meanwhile is dropped and
+recorded in ``disconnects``. ``pause_accepting`` leaves new connections in
+the kernel's listen queue, which makes a connect hang once that is full.
 The ``think`` models (:data:`REASONING_MODELS`) answer the usual echo after
 some reasoning (:data:`REASONING_TEXT`), which each protocol sends in its own
 field. A stalled stream watches its socket, so a client that hangs up during
@@ -195,6 +201,7 @@ class Recorded:
     json: Any
     body: bytes
     query: dict[str, list[str]] = field(default_factory=dict)
+    peer: tuple[str, int] | None = None  # the client's address: the same for a reused connection
 
 
 class ClientGone(Exception):
@@ -488,9 +495,12 @@ class LoopbackServer:
     * ``reply`` - when set, ``reply(prompt_text)`` is the answer of every ordinary model
       (instead of the echo); ``request_delay`` - seconds each generation waits first.
     * ``max_in_flight`` - the most requests that were being handled at the same time.
+    * ``slots`` - how many generations (``generation_paths``) run at once (None: any);
+      ``queued`` - how many wait for a slot now.
     """
 
     default_models: tuple[str, ...] = ("test-model", "vision-model")
+    generation_paths: tuple[str, ...] = ()  # the requests a slot serves
 
     def __init__(self, models: list[str] | None = None, api_key: str | None = None):
         self.models: list[str] = list(models) if models is not None else list(self.default_models)
@@ -503,6 +513,10 @@ class LoopbackServer:
         self.request_delay = 0.0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.slots: int | None = None
+        self.queued = 0
+        self._slots_busy = 0
+        self._slot_freed = threading.Condition()
         self.requests: list[Recorded] = []
         self.disconnects: list[Recorded] = []
         self._lock = threading.Lock()
@@ -566,6 +580,23 @@ class LoopbackServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._httpd = None
+
+    def pause_accepting(self) -> None:
+        """Stop taking connections: the kernel queues them until its listen queue is full."""
+        assert self._httpd is not None and self._thread is not None, "server not started"
+        self._httpd.shutdown()  # ends serve_forever; the listening socket stays open
+        self._thread.join(timeout=5)
+
+    def resume_accepting(self) -> None:
+        """Take connections again, the queued ones first."""
+        assert self._httpd is not None, "server not started"
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name=f"{type(self).__name__}",
+            daemon=True,
+        )
+        self._thread.start()
 
     def __enter__(self):
         return self.start()
@@ -661,6 +692,7 @@ class LoopbackServer:
             parsed,
             body,
             parse_qs(parts.query),
+            tuple(h.client_address[:2]),
         )
         with self._lock:
             self.requests.append(req)
@@ -678,6 +710,10 @@ class LoopbackServer:
                 code = fault[2] if len(fault) > 2 else None
                 self.planned_failure(ex, status, headers, code)
                 return
+            slot = self.slots is not None and req.path in self.generation_paths
+            if slot and not self._take_slot(ex):
+                h.close_connection = True
+                return
             with self._lock:
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -686,8 +722,29 @@ class LoopbackServer:
             finally:
                 with self._lock:
                     self.in_flight -= 1
+                if slot:
+                    with self._slot_freed:
+                        self._slots_busy -= 1
+                        self._slot_freed.notify_all()
         except ClientGone:
             h.close_connection = True
+
+    def _take_slot(self, ex: Exchange) -> bool:
+        """Wait for a free slot, sending nothing; False when the client left (or we stop) first."""
+        with self._slot_freed:
+            self.queued += 1
+            try:
+                while self.slots is not None and self._slots_busy >= self.slots:
+                    if ex.peer_closed():
+                        self._note_disconnect(ex.req)
+                        return False
+                    if self._stopping.is_set():
+                        return False
+                    self._slot_freed.wait(0.01)
+                self._slots_busy += 1
+                return True
+            finally:
+                self.queued -= 1
 
     # -- word tokens (one token per whitespace-separated word, ids from 1000)
     def word_tokens(self, text: str) -> list[int]:

@@ -114,6 +114,7 @@ class NDJSONEncoder(Encoder):
 
 class OllamaServer(LoopbackServer):
     default_models = ("test-model:latest", "vision-model:latest")
+    generation_paths = ("/api/generate", "/api/chat")
     version = "0.12.3"
 
     def setup_routes(self) -> None:

@@ -168,6 +168,7 @@ class OpenAIServer(LoopbackServer):
     """OpenAI-compatible ``/v1`` server."""
 
     default_models = ("test-model", "vision-model")
+    generation_paths = ("/v1/chat/completions",)
     midstream_error: dict = {"message": "boom", "type": "server_error", "param": None, "code": None}
     #: JSON separators inside SSE events (compact like OpenAI / llama.cpp)
     sse_separators: tuple[str, str] = (",", ":")
