@@ -302,3 +302,33 @@ def test_a_magic_interrupted_while_its_prompt_is_queued_stops_at_once(ip: Any, o
         assert wait_until(lambda: any(gone is queued for gone in ollama_server.disconnects))
     case.binding.close()
     assert final(cell(ip, line, PROMPT)).data["text/plain"] == ECHO  # the next cell is answered
+
+
+# -- an image job: Ctrl-C while its request waits to be retried ---------------------------
+
+
+def test_ctrl_c_during_an_image_jobs_retry_wait_leaves_nothing_running(a1111_server: Any) -> None:
+    from lollms_magics.tti import get_image_binding
+
+    a1111_server.fail_next.append((503, {"Retry-After": "30"}))  # busy: come back in 30 s
+    binding = get_image_binding("a1111", host=a1111_server.url, poll_interval=0.05)
+    jobs = lambda: a1111_server.requests_to("/sdapi/v1/txt2img")  # noqa: E731
+    before = set(threading.enumerate())
+    sent_at: list[float] = []
+
+    def press_stop() -> None:
+        if wait_until(lambda: len(jobs()) >= 1):
+            time.sleep(0.3)
+            sent_at.append(time.monotonic())
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    threading.Thread(target=press_stop, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        binding.create_images("owl", steps=5)
+    assert time.monotonic() - sent_at[0] < BOUND
+    workers = lambda: [t for t in threading.enumerate() if t not in before and "image-job" in t.name]  # noqa: E731
+    assert wait_until(lambda: not workers(), BOUND), "the job's thread still waits to retry"
+    time.sleep(0.5)
+    assert len(jobs()) == 1  # no retry followed the Stop
+    assert binding.create_images("owl", steps=5).images  # the next picture comes
+    binding.close()

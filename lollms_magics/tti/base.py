@@ -13,7 +13,8 @@ timeout and unreachable errors), and adds what pictures need:
   or a list of them when ``n > 1``;
 * a job that blocks (A1111's ``txt2img``) runs in a worker thread while the
   caller's thread reports progress and stays interruptible: a
-  ``KeyboardInterrupt`` cancels the server's job where the API allows
+  ``KeyboardInterrupt`` cuts the worker's request (or its wait for a retry,
+  and no retry follows), cancels the server's job where the API allows
   (:meth:`ImageBinding._cancel`), then propagates.
 
 Image jobs take far longer than a text token, so the read timeout defaults
@@ -37,6 +38,7 @@ from ..errors import (
     UnsupportedFeatureError,
     UnsupportedOptionWarning,
 )
+from ..transport import cancel
 
 if TYPE_CHECKING:
     import httpx
@@ -385,15 +387,18 @@ class ImageBinding(HTTPBinding):
     def _run_blocking(self, call: Callable[[], Any], tick: Callable[[], None], job: Any = None) -> Any:
         """Run ``call`` in a worker thread; ``tick`` every ``poll_interval`` while it runs.
 
-        A ``KeyboardInterrupt`` in the caller's thread asks the server to
-        stop ``job`` (:meth:`_cancel`) and propagates; the worker's result or
+        A ``KeyboardInterrupt`` in the caller's thread cuts the worker's
+        request (a retry's wait too: none follows), asks the server to stop
+        ``job`` (:meth:`_cancel`) and propagates; the worker's result or
         exception is returned or raised here.
         """
         box: dict[str, Any] = {}
+        stop = cancel.Stop()
 
         def work() -> None:
             try:
-                box["value"] = call()
+                with cancel.owned_by(stop):
+                    box["value"] = call()
             except BaseException as exc:  # handed to the caller's thread
                 box["error"] = exc
 
@@ -405,6 +410,7 @@ class ImageBinding(HTTPBinding):
                 if worker.is_alive():
                     tick()
         except KeyboardInterrupt:
+            stop.cancel()
             self._cancel(job)
             raise
         if "error" in box:
