@@ -6,7 +6,10 @@ package (its ``__init__`` imports the ``llm`` tool). Any other GGUF file is
 taken with ``model_path=`` (or ``model="/path/to/file.gguf"``).
 
 A loaded model is kept at module level, one per file, so it is read from disk
-once per kernel and shared by every binding instance. The chat template is the
+once per kernel and shared by every binding instance. Every model loaded here
+is closed when the interpreter exits, before its teardown: llama-cpp-python's
+own ``__del__`` would run later, once the modules it calls are emptied, and
+print a ``TypeError`` traceback at the end of every script that used one. The chat template is the
 one stored in the GGUF (``create_chat_completion`` applies it). llama_cpp is
 imported on the first load, never when this module is imported, so the
 automatic choice of backend can ask :func:`default_model_path` cheaply.
@@ -14,10 +17,12 @@ automatic choice of backend can ask :func:`default_model_path` cheaply.
 
 from __future__ import annotations
 
+import atexit
 import importlib.metadata
 import importlib.util
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +40,7 @@ from ..schema import GenerationRequest, ModelInfo
 from ..transport import tape
 from .base import Binding, Probe
 
-__all__ = ["DEFAULT_MODEL_FILE", "LlamaCppBinding", "default_model_path", "load_model"]
+__all__ = ["DEFAULT_MODEL_FILE", "LlamaCppBinding", "close_models", "default_model_path", "load_model"]
 
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_CTX = 2048
@@ -56,6 +61,28 @@ class _Kept:
 # path -> the model loaded from it (one per file)
 _loaded: dict[str, _Kept] = {}
 _load_lock = threading.Lock()
+# Every Llama made here, a replaced one too, held weakly: closed at exit (see close_models).
+_made: weakref.WeakSet[Any] = weakref.WeakSet()
+_exit_hook: list[bool] = []  # registered once, at the first load
+
+
+def close_models() -> None:
+    """Free every model loaded by this module that is still alive (the kept ones and any a user holds).
+
+    Runs at interpreter exit. Afterwards a closed ``Llama`` must not be used:
+    the next generation loads the model again.
+    """
+    with _load_lock:
+        # A model still writing in a daemon thread is left alone: freeing it under
+        # that thread could crash the process, which is worse than a traceback.
+        busy = [kept.llama for kept in _loaded.values() if not kept.busy.acquire(blocking=False)]
+        _loaded.clear()
+        alive = [llama for llama in _made if not any(llama is b for b in busy)]
+    for llama in alive:
+        try:
+            llama.close()
+        except Exception:  # at exit there is no one left to tell
+            pass
 
 
 def default_model_path() -> Path | None:
@@ -164,6 +191,12 @@ def _entry(path: str, settings: tuple[Any, ...]) -> _Kept:
                 f"llama.cpp could not load {path} ({exc}); is it a GGUF model file?",
                 binding="llamacpp",
             ) from None
+        _made.add(llama)
+        if not _exit_hook:
+            # Registered after llama_cpp was imported: atexit runs the last registered
+            # first, so the models are freed while llama_cpp's own exit hooks have not run.
+            atexit.register(close_models)
+            _exit_hook.append(True)
         entry = _Kept(settings, llama)
         _loaded.pop(path, None)  # drop the old settings' model before keeping the new one
         _loaded[path] = entry
