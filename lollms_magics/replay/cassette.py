@@ -10,6 +10,10 @@ line says what it is; every other line is one answer::
     {"key": {"local": {"binding": "llamacpp", "model": "...", "messages": [...], "options": {...}}},
      "pieces": [[0.41, "Hello"], ...], "finish_reason": "stop", "prompt_tokens": 30, ...}
 
+Each line is JSON by itself, whatever the answers hold: the characters
+other tools take for line ends (U+2028, U+2029, U+0085) and lone surrogates
+are written as ``\\u`` escapes, and lines are split at ``\\n`` only.
+
 ``chunks`` and ``pieces`` carry the seconds since the request was sent, so a
 replay keeps the answer's pacing; ``b64`` holds a binary body (a picture). A
 request asked several times gets several lines, served in order on replay
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Callable
@@ -37,6 +42,16 @@ _HEADER = {
     "lollms_magics_replay": FORMAT,
     "about": "answers recorded by lollms-magics; replay with %lollms replay FILE (no server, no key)",
 }
+# Left raw by json.dumps(ensure_ascii=False): line ends for str.splitlines() and
+# many editors, and lone surrogates, which UTF-8 cannot write.
+_UNSAFE = re.compile("[\u0085\u2028\u2029\ud800-\udfff]")
+
+
+def _line(entry: dict[str, Any]) -> str:
+    """``entry`` as one line of JSON, readable as UTF-8 by any JSON Lines reader."""
+    text = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+    # These characters can only stand inside JSON strings, where an escape means the same.
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class Cassette:
@@ -53,7 +68,8 @@ class Cassette:
         """Read a replay file; ``FileNotFoundError`` or ``ValueError`` (one line) when it cannot be used."""
         cassette = cls(path)
         try:
-            lines = cassette.path.read_text(encoding="utf-8").splitlines()
+            # "\n" only: splitlines() would also cut at U+2028, which older files hold raw.
+            lines = cassette.path.read_text(encoding="utf-8").split("\n")
         except FileNotFoundError:
             raise FileNotFoundError(f"no replay file at {cassette.path}") from None
         for number, line in enumerate(lines, 1):
@@ -97,7 +113,7 @@ class Cassette:
         with self._lock:
             lines = [json.dumps(_HEADER, ensure_ascii=False)]
             for answers in self._answers.values():
-                lines.extend(json.dumps(a, ensure_ascii=False, separators=(",", ":")) for a in answers)
+                lines.extend(_line(a) for a in answers)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".replay-", suffix=".tmp")
         try:

@@ -8,7 +8,10 @@ is stored or matched:
 - request headers are dropped (``Authorization`` and every other one);
 - ``client_id`` fields and query parameters are removed at any depth (legacy
   LoLLMs image routes and ComfyUI put a per-session id in bodies);
-- fields named like secrets (``api_key``, ``token``, ``password``...) are masked;
+- fields named like secrets (``api_key``, ``openai_api_key``, ``token``,
+  ``password``..., by :func:`~lollms_magics.secret_fields.is_secret_field`)
+  are masked when they hold text, and so are the values of settings listed
+  as ``{"name": ..., "value": ...}`` entries (lollms-webui's image settings);
 - every string loses the secrets known here: the key-like headers of the
   request being recorded, the values of ``*_KEY``, ``*_TOKEN``, ``*_SECRET``
   and ``*_PASSWORD`` variables, key-like URL query values, and whatever an
@@ -16,6 +19,10 @@ is stored or matched:
 - strings longer than :data:`LONG_STRING` characters (documents, images as
   base64) are replaced by their SHA-256, which keeps the file small and still
   matches exactly.
+
+Masking works on text that may be raw JSON (a streamed body is scrubbed
+chunk by chunk, undecoded): a masked query value never takes a backslash or
+a JSON escape apart, so what was valid JSON stays valid JSON.
 
 This module is the replay layer's own small scrubber: it cannot import the
 core's key store (core sits above it), so it takes that store's ``redact``
@@ -31,6 +38,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ..secret_fields import is_secret_field, is_secret_setting, key_forms
+
 __all__ = ["LONG_STRING", "MASK", "Scrubber", "canonical", "header_secrets", "prompt_of", "request_key"]
 
 MASK = "***"
@@ -41,12 +50,15 @@ _SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}
 )
 _DROPPED_FIELDS = frozenset({"client_id", "clientid", "client-id"})
-_SECRET_FIELD = re.compile(
-    r"^(?:api[_-]?key|apikey|access[_-]?token|auth[_-]?token|token|secret|password|authorization)$",
-    re.IGNORECASE,
-)
+# A key-like query value, in a URL that may sit inside raw JSON text. The value
+# is made of plain characters and whole JSON escapes: \\ (a backslash), \/ and
+# \uXXXX are taken as units, except the \uXXXX of what ends a value unescaped
+# (control characters, line separators, quotes, & and #, which Go's encoder,
+# Ollama's, writes as \u0026). Any other escape (\" closing the string, \n)
+# ends the value, its backslash left in place: a masked value never breaks JSON.
 _QUERY_SECRET = re.compile(
-    r"(?P<name>[?&](?:api[_-]?key|key|token|access[_-]?token|secret|password)=)(?P<value>[^&#\s\"']+)",
+    r"(?P<name>[?&](?:api[_-]?key|key|token|access[_-]?token|secret|password)=)"
+    r"(?P<value>(?:[^&#\s\"'\\]|\\[\\/]|\\u(?!00[01]|002[2367]|0085|2028|2029)[0-9a-fA-F]{4})+)",
     re.IGNORECASE,
 )
 _SCHEME = re.compile(r"^(?:bearer|basic|token)\s+", re.IGNORECASE)
@@ -76,9 +88,15 @@ class Scrubber:
     """
 
     def __init__(self, secrets: Iterable[str] = (), redact: Callable[[str], str] | None = None) -> None:
-        known = [*secrets, *_environment_secrets()]
+        # Each secret in the spellings it takes once escaped or quoted too (a key in raw JSON text).
+        known = {
+            form
+            for secret in (*secrets, *_environment_secrets())
+            if len(secret) >= _MIN_SECRET
+            for form in key_forms(secret)
+        }
         # Longest first, so that a key containing another is masked whole.
-        self.secrets = sorted({s for s in known if len(s) >= _MIN_SECRET}, key=len, reverse=True)
+        self.secrets = sorted(known, key=len, reverse=True)
         self.redact = redact
 
     def text(self, text: str) -> str:
@@ -99,10 +117,13 @@ class Scrubber:
             for name, value in data.items():
                 if str(name).lower() in _DROPPED_FIELDS:
                     continue
-                if _SECRET_FIELD.match(str(name)) and isinstance(value, str) and value:
+                if value and is_secret_setting(str(name), value):
                     kept[name] = MASK
                 else:
                     kept[name] = self.data(value)
+            setting = kept.get("name")
+            if isinstance(setting, str) and kept.get("value") and is_secret_setting(setting, kept["value"]):
+                kept["value"] = MASK  # a settings template entry: {"name": "openai_api_key", "value": ...}
             return kept
         if isinstance(data, (list, tuple)):
             return [self.data(item) for item in data]
@@ -114,7 +135,7 @@ class Scrubber:
         for name, value in pairs:
             if name.lower() in _DROPPED_FIELDS:
                 continue
-            masked = MASK if _SECRET_FIELD.match(name) or name.lower() == "key" else self.text(value)
+            masked = MASK if is_secret_field(name) else self.text(value)
             kept.append([name, masked])
         return sorted(kept)
 
