@@ -72,15 +72,15 @@ def assert_stopped(response: Response) -> None:
 def test_a_stop_while_the_server_is_busy_replays_as_the_same_stopped_answer(
     openai_server: Any, tape_file: Path
 ) -> None:
-    # 0.3 s between pieces: the Stop comes while the reader waits in the socket.
-    openai_server.slow_pieces, openai_server.slow_delay = 40, 0.3
+    # 0.5 s between pieces: the Stop, 0.1 s after a piece, comes while the reader waits in the socket.
+    openai_server.slow_pieces, openai_server.slow_delay = 40, 0.5
     host = openai_server.url
     replay.record(tape_file)
     live = get_binding("openai", host=host, model="slow").generate("Count slowly")
     got = stop_after(live, 3, 0.1)
     replay.stop()
     assert_stopped(live)
-    assert got == [" tok"] * 3 and live.text == " tok" * 3
+    assert got[:3] == [" tok"] * 3 and live.text == "".join(got)  # a 4th only if the timer was late
     [entry] = answers(tape_file)
     assert entry["cut"] is True and entry["end"] >= entry["chunks"][-1][0]
     openai_server.stop()

@@ -15,7 +15,9 @@ other tools take for line ends (U+2028, U+2029, U+0085) and lone surrogates
 are written as ``\\u`` escapes, and lines are split at ``\\n`` only.
 
 ``chunks`` and ``pieces`` carry the seconds since the request was sent, so a
-replay keeps the answer's pacing; ``b64`` holds a binary body (a picture). A
+replay keeps the answer's pacing; ``b64`` holds a binary body (a picture).
+An answer the reader stopped has ``"cut": true`` and ``end``, the seconds at
+which it was stopped: it replays up to there and ends stopped, not finished. A
 request asked several times gets several lines, served in order on replay
 (the last one again once they are used up), so a notebook that asks the same
 question twice replays both answers.
