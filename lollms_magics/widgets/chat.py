@@ -89,11 +89,17 @@ class ChatPanel(Panel):
         if not prompt:
             self.say("write a prompt first", error=True)
             return False
+        if self.worker.busy:  # a stopped answer still winding down keeps its Stop
+            self.say("the stopped answer is still ending: send again in a moment" if self._stopping.is_set()
+                     else "an answer is still coming: Stop it first", error=True)
+            return False
         files = list(self.attach.value)
         images = [bytes(f["content"]) for f in files]
         names = [str(f.get("name", "image")) for f in files]
-        self._stopping.clear()
-        if not self.worker.start(lambda: self._answer(prompt, images, names)):
+        stopping = threading.Event()  # this answer's own: a later Send never clears it
+        previous, self._stopping = self._stopping, stopping
+        if not self.worker.start(lambda: self._answer(prompt, images, names, stopping)):
+            self._stopping = previous
             self.say("an answer is still coming: Stop it first", error=True)
             return False
         self.prompt.value = ""
@@ -114,7 +120,7 @@ class ChatPanel(Panel):
         self.show_history()
         self.say("new conversation")
 
-    def _answer(self, prompt: str, images: list[bytes], names: list[str]) -> None:
+    def _answer(self, prompt: str, images: list[bytes], names: list[str], stopping: threading.Event) -> None:
         """Ask and stream the answer into the panel (runs in the worker thread)."""
         self._live(prompt, _CURSOR, "…", names)
         try:
@@ -123,7 +129,7 @@ class ChatPanel(Panel):
             self._give_back(prompt, exc)
             return
         self._response = response
-        if self._stopping.is_set():
+        if stopping.is_set():  # Stop came while the request was being made
             response.cancel()
         who = f"{response.binding}:{response.model}" if response.model else response.binding
         throttle, pieces = Throttle(self.interval), []

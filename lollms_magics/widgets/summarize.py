@@ -112,13 +112,20 @@ class SummarizePanel(Panel):
 
     def run(self) -> bool:
         """Start the summary (what Summarize does); False when it could not start."""
+        if self.worker.busy:  # a stopped run still winding down keeps its Stop
+            self.say("the stopped summary is still ending: start again in a moment" if self._stopping.is_set()
+                     else "a summary is still running: Stop it first", error=True)
+            return False
         try:
             source, name, folder = self._source()
         except LollmsMagicsError as exc:
             self.fail(exc)
             return False
-        self._stopping.clear()
-        if not self.worker.start(lambda: self._summarize(source, name, folder)):
+        stopping = threading.Event()  # this run's own: a later run never clears it
+        previous, self._stopping = self._stopping, stopping
+        if not self.worker.start(lambda: self._summarize(source, name, folder, stopping)):
+            self._stopping = previous
+            _remove(folder)
             self.say("a summary is still running: Stop it first", error=True)
             return False
         self.start.disabled, self.stop.disabled = True, False
@@ -134,13 +141,17 @@ class SummarizePanel(Panel):
 
     def _source(self) -> tuple[Any, str, str | None]:
         """What to summarize, its name, and the temporary folder holding an upload (removed after)."""
-        from ..errors import InvalidOptionError
+        from ..errors import DocumentError, InvalidOptionError
 
         files = list(self.upload.value)
         if files:
+            name = Path(str(files[0]["name"])).name.strip(". ") or "upload.txt"
             folder = tempfile.mkdtemp(prefix="lollms-summarize-")
-            name = Path(str(files[0]["name"])).name or "upload.txt"
-            (Path(folder) / name).write_bytes(bytes(files[0]["content"]))
+            try:
+                (Path(folder) / name).write_bytes(bytes(files[0]["content"]))
+            except OSError as exc:
+                _remove(folder)
+                raise DocumentError(f"cannot keep the uploaded {name} for reading: {exc.strerror}") from None
             return Path(folder) / name, name, folder
         ref = self.source.value.strip()
         if not ref:
@@ -150,7 +161,7 @@ class SummarizePanel(Panel):
             return namespace[ref], ref, None
         return (ref if _URL.match(ref) else Path(ref).expanduser()), ref, None
 
-    def _summarize(self, source: Any, name: str, folder: str | None) -> None:
+    def _summarize(self, source: Any, name: str, folder: str | None, stopping: threading.Event) -> None:
         throttle, pieces = Throttle(self.interval), []
 
         def stream(piece: str) -> None:
@@ -160,10 +171,16 @@ class SummarizePanel(Panel):
 
         try:
             target = self.session.target()
-            self._bindings = [StoppableBinding(self.session.binding(target), self._stopping)]
+            self._bindings = [StoppableBinding(self.session.binding(target), stopping)]
+            if stopping.is_set():  # Stop came before the bindings were there to cut
+                raise Cancelled()
             options = {"mode": self.mode.value, "instruction": self.instruction.value.strip() or None,
                        "format": self.format.value.strip() or None}
             summary = summarize(source, self._bindings, progress=self._progress, stream=stream, **options)
+        except Cancelled:
+            self.progress.bar_style = "warning"
+            self.say("stopped before anything was sent")
+            return
         except LollmsMagicsError as exc:
             self.progress.bar_style = "danger"
             self.fail(exc)
@@ -172,9 +189,9 @@ class SummarizePanel(Panel):
             self._bindings = []
             self.start.disabled, self.stop.disabled = False, True
             if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
+                _remove(folder)
                 self.upload.value = ()
-        self._finish(summary, name)
+        self._finish(summary, name, stopped=stopping.is_set())
 
     def _progress(self, event: ProgressEvent) -> None:
         if event.phase == "notice":
@@ -184,7 +201,7 @@ class SummarizePanel(Panel):
         self.progress.value = min(event.done, event.total)
         self.step.value = describe(event, 0).split("]", 1)[-1].strip()
 
-    def _finish(self, summary: Summary, name: str) -> None:
+    def _finish(self, summary: Summary, name: str, *, stopped: bool) -> None:
         self.summary = summary
         text = self.session.keys.redact(summary.text)
         self.result.outputs = (_markdown(text),)
@@ -194,13 +211,33 @@ class SummarizePanel(Panel):
             self.step.value = f"done in {summary.wall_time:.1f} s"
         figures = (f"{summary.mode}, {summary.chunks} chunk(s), {summary.calls} call(s), "
                    f"{summary.wall_time:.1f} s")
-        state = "" if summary.complete else f" · stopped: {summary.error or 'interrupted'}"
+        # A Stop is a stop, whatever the calls it cut said on their way out.
+        if summary.complete:
+            state = ""
+        elif stopped:
+            state = " · stopped"
+        else:
+            state = f" · incomplete: {summary.error or 'interrupted'}"
         head = self.session.keys.redact(f"**lollms summary** of `{name}` ({figures}){state}")
         meta = {"panel": "summarize", "source": name, "mode": summary.mode, "chunks": summary.chunks,
                 "calls": summary.calls, "complete": summary.complete,
                 "wall_time": round(summary.wall_time, 3)}
+        if not summary.complete:
+            meta["stopped"] = stopped
+            meta["error"] = "stopped" if stopped else summary.error
         self.record.markdown(f"{head}\n\n{text}", {"lollms_magics": self.session.keys.redact_data(meta)})
-        self.say("done" if summary.complete else "stopped; what was done is kept (run again to resume)")
+        if summary.complete:
+            self.say("done")
+        elif stopped:
+            self.say("stopped; what was done is kept (run again to resume)")
+        else:
+            self.say(f"{summary.error}; what was done is kept (run again to resume)", error=True)
+
+
+def _remove(folder: str | None) -> None:
+    """Remove the temporary folder of an upload (nothing when there is none)."""
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _markdown(text: str) -> dict[str, Any]:
