@@ -4,6 +4,10 @@ An image may be a path, raw bytes, a PIL image or a ``data:`` URL. Each is
 read once into an :class:`EncodedImage` (MIME type plus base64 text); the
 bindings then send the base64 alone (Ollama, legacy LoLLMs) or as a data URL
 (OpenAI-compatible servers). PIL is imported only when a PIL image is given.
+
+An image is at most :data:`MAX_IMAGE_BYTES`: a file is measured before it is
+read and read no further than the limit (``/dev/zero`` or a pipe announce no
+size), so a wrong path fails at once with one line instead of filling memory.
 """
 
 from __future__ import annotations
@@ -16,9 +20,14 @@ from typing import Any
 
 from .errors import InvalidImageError
 
-__all__ = ["EncodedImage", "ImageInput", "encode_image", "sniff_mime"]
+__all__ = ["MAX_IMAGE_BYTES", "EncodedImage", "ImageInput", "encode_image", "sniff_mime"]
 
 ImageInput = Any  # str | os.PathLike[str] | bytes | PIL.Image.Image
+
+# The largest image read or sent, in bytes. Servers refuse far less (OpenAI: 20 MB,
+# llama.cpp and Ollama slow to a crawl long before); raise it here if one of yours takes more.
+MAX_IMAGE_BYTES = 32 * 2**20
+_SETTING = "lollms_magics.images.MAX_IMAGE_BYTES"
 
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -55,7 +64,15 @@ def sniff_mime(data: bytes) -> str | None:
     return None
 
 
+def _too_large(what: str) -> InvalidImageError:
+    limit = MAX_IMAGE_BYTES
+    size = f"{limit // 2**20} MB" if limit % 2**20 == 0 else f"{limit:,} bytes"
+    return InvalidImageError(f"{what} is larger than {size}, the limit for an image ({_SETTING})")
+
+
 def _from_bytes(data: bytes, what: str) -> EncodedImage:
+    if len(data) > MAX_IMAGE_BYTES:
+        raise _too_large(what)
     mime = sniff_mime(data)
     if mime is None:
         raise InvalidImageError(f"{what} is not a PNG, JPEG, GIF, WebP or BMP image")
@@ -66,6 +83,8 @@ def _from_data_url(url: str) -> EncodedImage:
     header, sep, payload = url.partition(",")
     if not sep or ";base64" not in header:
         raise InvalidImageError("a data URL image must be base64: data:image/png;base64,...")
+    if len(payload) > (MAX_IMAGE_BYTES + 2) // 3 * 4 + 4:  # base64 takes 4 characters per 3 bytes
+        raise _too_large("the data URL")
     try:
         data = base64.b64decode(payload, validate=True)
     except binascii.Error:
@@ -78,6 +97,21 @@ def _is_pil_image(obj: object) -> bool:
     return any(cls.__module__.startswith("PIL.") for cls in type(obj).__mro__)
 
 
+def _read_file(path: str) -> bytes:
+    """The bytes of the file at ``path``, refused by its size before reading when it has one."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > MAX_IMAGE_BYTES:
+                raise _too_large(f"file {path}")
+            # Devices and pipes report no size: read one byte past the limit to tell.
+            data = f.read(MAX_IMAGE_BYTES + 1)
+    except OSError as exc:
+        raise InvalidImageError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_IMAGE_BYTES:
+        raise _too_large(f"file {path}")
+    return data
+
+
 def encode_image(image: ImageInput) -> EncodedImage:
     """Read ``image`` (path, bytes, PIL image or data URL) into an :class:`EncodedImage`."""
     if isinstance(image, EncodedImage):
@@ -88,12 +122,7 @@ def encode_image(image: ImageInput) -> EncodedImage:
         return _from_data_url(image)
     if isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            raise InvalidImageError(f"cannot read image {path}: {exc.strerror}") from None
-        return _from_bytes(data, f"file {path}")
+        return _from_bytes(_read_file(path), f"file {path}")
     if _is_pil_image(image):
         import io
 
