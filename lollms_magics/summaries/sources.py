@@ -13,29 +13,59 @@ than summarized as eleven characters.
 Every failure is a :class:`~lollms_magics.errors.DocumentError` (or
 :class:`~lollms_magics.errors.MissingDependencyError`) with one line saying
 what is wrong and what to do.
+
+Everything read from outside is bounded, and measured before it is read: a
+file by its size on disk, a folder or glob by its number of files and their
+total size, a URL by its announced length and then by the bytes counted as
+they arrive (the download stops at the limit) and by an overall time. The
+limits are the module's constants below; a refusal names the one to raise.
 """
 
 from __future__ import annotations
 
 import glob as globlib
+import itertools
 import os
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DocumentError
 from .convert import DOCLING_SUFFIXES, convert_bytes, convert_with_docling, read_pdf
 from .document import Document
 
-__all__ = ["SUPPORTED_SUFFIXES", "TEXT_SUFFIXES", "load_source"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "DOWNLOAD_DEADLINE",
+    "MAX_FOLDER_BYTES",
+    "MAX_FOLDER_FILES",
+    "MAX_SOURCE_BYTES",
+    "SUPPORTED_SUFFIXES",
+    "TEXT_SUFFIXES",
+    "load_file",
+    "load_source",
+]
 
 TEXT_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst", ".text", ".csv", ".tsv", ".json", ".log"})
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | DOCLING_SUFFIXES | {".pdf"}
 _SUFFIX_RE = re.compile(r"\.[A-Za-z0-9]{1,8}$")
 _URL_RE = re.compile(r"^https?://\S+$")
 _MAX_PATH_LENGTH = 1024
-_MAX_DOWNLOAD = 200 * 1024 * 1024  # bytes; a summary of more would take days anyway
+
+# The limits. A summary of 200 MB of text would take days on a local server anyway.
+MAX_SOURCE_BYTES = 200 * 2**20
+"""Bytes of one file or one download."""
+MAX_FOLDER_FILES = 2000
+"""Files of a folder or a glob."""
+MAX_FOLDER_BYTES = 200 * 2**20
+"""Bytes of all the files of a folder or a glob together."""
+DOWNLOAD_DEADLINE = 300.0
+"""Seconds a URL may take, from the request to its last byte."""
+_HERE = "lollms_magics.summaries.sources"
 
 
 def load_source(source: Any) -> Document:
@@ -87,14 +117,14 @@ def _load_list(items: list[str | Path]) -> Document:
 def _load_path_like(text: str) -> Document:
     expanded = os.path.expanduser(text)
     if any(c in expanded for c in "*?[") and not os.path.exists(expanded):
-        matches = sorted(globlib.glob(expanded, recursive=True))
-        files = [Path(m) for m in matches if Path(m).is_file()]
+        matches = (Path(m) for m in globlib.iglob(expanded, recursive=True))
+        files = _bounded((p for p in matches if p.is_file()), f"{text} matches")
         if not files:
             raise DocumentError(f"no file matches {text}")
         return _load_files(files, text)
     path = Path(expanded)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and _visible(p, path) and _supported(p))
+        files = _bounded(_folder_files(path), f"folder {text} holds")
         if not files:
             raise DocumentError(
                 f"folder {text} has no file to summarize (supported: {', '.join(sorted(SUPPORTED_SUFFIXES))})"
@@ -105,8 +135,51 @@ def _load_path_like(text: str) -> Document:
     return load_file(path)
 
 
-def _visible(path: Path, root: Path) -> bool:
-    return not any(part.startswith(".") for part in path.relative_to(root).parts)
+def _folder_files(root: Path) -> Iterator[Path]:
+    """The supported files under ``root``, hidden files and folders left out (and not walked)."""
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        for name in names:
+            path = Path(folder) / name
+            if not name.startswith(".") and _supported(path) and path.is_file():
+                yield path
+
+
+def _bounded(files: Iterable[Path], what: str) -> list[Path]:
+    """``files`` sorted, refused as soon as there are too many of them or they are too large together.
+
+    Sizes come from the file system: nothing is read here, and a walk of a
+    huge tree stops at the first file past the limit.
+    """
+    most, room = MAX_FOLDER_FILES, MAX_FOLDER_BYTES
+    kept = list(itertools.islice(files, most + 1))
+    if len(kept) > most:
+        raise DocumentError(
+            f"{what} more than {most:,} files to summarize ({_HERE}.MAX_FOLDER_FILES); "
+            "choose fewer with a glob, or raise that limit"
+        )
+    if sum(_size_of(p) for p in kept) > room:
+        raise DocumentError(
+            f"{what} more than {_amount(room)} to summarize ({_HERE}.MAX_FOLDER_BYTES); "
+            "choose fewer files with a glob, or raise that limit"
+        )
+    return sorted(kept)
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # gone or unreadable: reading it says so, and the others are still read
+
+
+def _amount(size: int) -> str:
+    """``size`` bytes for a message: "200 MB", "1.5 MB", "700 kB", "12 bytes"."""
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("kB", 2**10)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.0f} {unit}" if size % scale == 0 or value >= 100 else f"{value:.1f} {unit}"
+    return f"{size} bytes"
 
 
 def _supported(path: Path) -> bool:
@@ -143,6 +216,12 @@ def load_file(path: Path) -> Document:
     suffix = path.suffix.lower()
     if not path.is_file():
         raise DocumentError(f"file not found: {path}")
+    size = _size_of(path)
+    if size > MAX_SOURCE_BYTES:
+        raise DocumentError(
+            f"{path.name} is {_amount(size)}, more than {_amount(MAX_SOURCE_BYTES)} "
+            f"({_HERE}.MAX_SOURCE_BYTES); summarize a part of it, or raise that limit"
+        )
     notices: list[str] = []
     if suffix in DOCLING_SUFFIXES:
         text = convert_with_docling(path)
@@ -174,7 +253,13 @@ def _is_text(path: Path) -> bool:
 
 
 def _read_text(path: Path) -> str:
-    data = path.read_bytes()
+    with path.open("rb") as handle:
+        data = handle.read(MAX_SOURCE_BYTES + 1)  # a file growing since it was measured stops here
+    if len(data) > MAX_SOURCE_BYTES:
+        raise DocumentError(
+            f"{path.name} is more than {_amount(MAX_SOURCE_BYTES)} ({_HERE}.MAX_SOURCE_BYTES); "
+            "summarize a part of it, or raise that limit"
+        )
     if b"\x00" in data[:4096]:
         raise DocumentError(f"cannot read {path.name}: it is a binary file, not text")
     try:
@@ -185,26 +270,66 @@ def _read_text(path: Path) -> str:
 
 
 def _load_url(url: str) -> Document:
+    """The document at ``url``, streamed within MAX_SOURCE_BYTES and DOWNLOAD_DEADLINE."""
     import httpx
 
     from ..transport.client import make_client
 
+    deadline = DOWNLOAD_DEADLINE
+    ends = time.monotonic() + deadline
+    # No single wait may outlast the whole download's time.
+    connect, read = min(10.0, deadline), min(30.0, deadline)
     try:
-        with make_client(url, connect_timeout=10.0, read_timeout=30.0, follow_redirects=True) as client:
-            response = client.get(url)
+        client = make_client(url, connect_timeout=connect, read_timeout=read, follow_redirects=True)
+        with client, client.stream("GET", url) as response:
+            if response.status_code >= 400:
+                raise DocumentError(f"{url} answered HTTP {response.status_code}; check the address")
+            data = _download(response, url, ends)
+            kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            encoding = response.encoding or "utf-8"
+    except httpx.TimeoutException as exc:
+        if time.monotonic() >= ends:
+            raise _late(url) from None
+        raise _unreachable(url, exc) from None
     except httpx.HTTPError as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise DocumentError(f"cannot fetch {url} ({reason}); check the address and the network") from None
-    if response.status_code >= 400:
-        raise DocumentError(f"{url} answered HTTP {response.status_code}; check the address")
-    data = response.content
-    if len(data) > _MAX_DOWNLOAD:
-        raise DocumentError(
-            f"{url} is larger than {_MAX_DOWNLOAD // 2**20} MB; download it and give the file"
-        )
-    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        raise _unreachable(url, exc) from None
     name = url.rstrip("/").rsplit("/", 1)[-1] or "page"
-    return _url_document(data, kind, name, url, response.encoding or "utf-8")
+    return _url_document(data, kind, name, url, encoding)
+
+
+def _download(response: httpx.Response, url: str, ends: float) -> bytes:
+    """The body of ``response``, refused by its announced length, then counted as it comes."""
+    limit = MAX_SOURCE_BYTES
+    announced = response.headers.get("content-length", "")
+    if announced.isdigit() and int(announced) > limit:
+        raise _too_large(url, limit)
+    body = bytearray()
+    for piece in response.iter_bytes():  # decoded bytes: a compressed bomb is counted as it grows
+        if len(body) + len(piece) > limit:
+            raise _too_large(url, limit)
+        body += piece
+        if time.monotonic() >= ends:  # a server trickling bytes never trips the read timeout
+            raise _late(url)
+    return bytes(body)
+
+
+def _too_large(url: str, limit: int) -> DocumentError:
+    return DocumentError(
+        f"{url} is larger than {_amount(limit)} ({_HERE}.MAX_SOURCE_BYTES); "
+        "download a part of it, or raise that limit"
+    )
+
+
+def _late(url: str) -> DocumentError:
+    return DocumentError(
+        f"{url} took more than {DOWNLOAD_DEADLINE:g} s to download ({_HERE}.DOWNLOAD_DEADLINE); "
+        "download it and give the file, or raise that limit"
+    )
+
+
+def _unreachable(url: str, exc: Exception) -> DocumentError:
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return DocumentError(f"cannot fetch {url} ({reason}); check the address and the network")
 
 
 def _url_document(data: bytes, kind: str, name: str, url: str, encoding: str) -> Document:
