@@ -381,13 +381,41 @@ def test_an_interrupt_does_not_wait_for_answers_in_flight() -> None:
     assert len(server.requests_to("/v1/chat/completions")) == 2
 
 
+def copying_reply(prompt: str) -> str:
+    """Notes as a small model writes them: the framing, a heading, a sentence copied, a made-up number."""
+    if "Write a summary" in prompt:
+        return "A short summary."
+    part = prompt.split("<<<", 1)[-1].split(">>>", 1)[0]
+    ids = _ID.findall(part)
+    if not ids:
+        return note_reply(prompt)
+    first = int(ids[0][1:])
+    return (
+        "- Part 3 of 9 of the document:\n- Section 3\n"
+        f"- Sentence {ids[0]} tells how the committee met in the harbour town again.\n"
+        f"- The committee met {first + 1000} times in the harbour town."
+    )
+
+
 def test_the_key_facts_of_the_notes_end_the_default_summary(server: OpenAIServer) -> None:
-    server.reply = lambda prompt: "A short summary." if "Write a summary" in prompt else note_reply(prompt)
-    result = summarize(make_document(), binding_for(server), ctx_size=700)
-    line = "- this part runs from sentence {} to sentence {} of the text"
-    facts = [line.format(10 * i + 1, 10 * i + 10) for i in range(7)]
-    # Within the final call's n_predict (175 tokens at this context): the first 7 parts' facts.
-    assert result.text == "A short summary.\n\nKey facts:\n" + "\n".join(facts)
+    server.reply = copying_reply
+    document = make_document()
+    result = summarize(document, binding_for(server), ctx_size=700)
+    reads = [r for r in chat_requests(server) if user_text(r).startswith("Part ")]  # not the merges
+    firsts = [part_ids(r)[0] for r in reads]
+    assert len(firsts) == result.chunks > 10
+    summary, facts = result.text.split("\n\nKey facts:\n")
+    assert summary == "A short summary."
+    copied = [f"- Sentence {i} tells how the committee met in the harbour town again." for i in firsts]
+    # Only the sentence each part copied: not the framing, the heading or the invented count.
+    # The final call's n_predict (175 tokens at this context) holds fewer lines than there are
+    # parts: they come from the whole document, in its order, not from its first parts only.
+    lines = facts.splitlines()
+    assert 5 <= len(lines) < len(copied)
+    assert all(line in copied for line in lines)
+    positions = [copied.index(line) for line in lines]
+    assert positions == sorted(positions)
+    assert positions[0] == 0 and positions[-1] >= 3 * len(copied) // 4
     shared_memory().clear()
     formatted = summarize(make_document(), binding_for(server), ctx_size=700, format="one sentence")
     assert formatted.text == "A short summary."  # an explicit format is the model's text alone

@@ -155,7 +155,7 @@ def summarize(
     tracker = Tracker(progress, len(chunks), lambda: caller.figures.completion_tokens)
     if whole:
         tracker.total = tracker.chunk = 1  # one call reads the chunk and writes the summary
-    work = Work(hosts, caller, budget, tracker, instruction, format, stream)
+    work = Work(hosts, caller, budget, tracker, instruction, format, stream, document=document.text)
     result = Summary(
         "", mode=chosen, chunks=len(chunks), source=document.name, notices=list(document.notices)
     )

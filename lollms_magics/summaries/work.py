@@ -44,6 +44,7 @@ class Work:
     stream: Callable[[str], None] | None = None
     steps: list[str] = field(default_factory=list)
     final_text: str = ""  # what the final call wrote so far (kept on an interrupt)
+    document: str = ""  # the text summarized: the key facts' numbers and names are checked against it
 
     def count(self, text: str) -> int:
         return self.caller.counter.estimate(text)
@@ -144,7 +145,9 @@ def write_final(work: Work, notes: str, *, whole: bool = False, parts: list[str]
     answer = run_on_first(work.hosts, attempt)
     # Small models open (or close) their answer with the prompt's markers; they are not the summary.
     answer.text = "\n".join(ln for ln in answer.text.splitlines() if ln.strip() not in ("<<<", ">>>")).strip()
-    facts = key_facts(parts, work.budget.n_predict_final, work.count, answer.text) if parts else []
+    facts = (
+        key_facts(parts, work.budget.n_predict_final, work.count, answer.text, work.document) if parts else []
+    )
     if facts and work.output_format is None:
         block = f"\n\n{HEADING}\n" + as_bullets(facts)
         answer.text += block
