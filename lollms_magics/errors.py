@@ -25,6 +25,7 @@ from request headers.
         ├── ServerError                     5xx, or an error reported in a 200 body
         ├── ProtocolError                   a body that does not follow the protocol
         ├── StreamBrokenError               the answer stopped part-way; ``partial_text`` holds what came
+        ├── StructuredOutputError           an answer asked for as data that does not fit its schema
         └── UnexpectedError                 a failure the binding did not foresee (a library's, a bug)
 
 Every ``BindingError`` keeps in ``partial_text`` the text received before
@@ -54,6 +55,7 @@ __all__ = [
     "ServerError",
     "ServerUnreachableError",
     "StreamBrokenError",
+    "StructuredOutputError",
     "UnexpectedError",
     "UnknownBindingError",
     "UnknownModelError",
@@ -206,6 +208,15 @@ class StreamBrokenError(BindingError):
     The server reported an error in the stream, closed the connection early,
     ended without its end marker, or went silent past the read timeout.
     ``partial_text`` holds the text received until then.
+    """
+
+
+class StructuredOutputError(BindingError):
+    """Raised when an answer asked for with a schema still does not fit it after one repair.
+
+    The message names the first field that failed (``year: 'nineteen' is not
+    of type 'integer'``), or says that the answer held no JSON;
+    ``partial_text`` keeps the answer's raw text.
     """
 
 

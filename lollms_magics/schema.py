@@ -26,12 +26,19 @@ class Message:
 
 @dataclass
 class GenerationRequest:
-    """What a binding is asked to generate, already validated."""
+    """What a binding is asked to generate, already validated.
+
+    ``schema`` is a JSON Schema the answer must follow, when one was asked
+    for: a binding that can constrain its backend to it does (Ollama's
+    ``format``, OpenAI's ``response_format``, llama.cpp's grammar); the others
+    leave it to the instructions the caller put in the messages.
+    """
 
     messages: list[Message]
     model: str | None
     options: dict[str, Any]
     stream: bool
+    schema: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -25,17 +25,19 @@ from tests.servers import LollmsServer, LollmsWebuiServer, OllamaServer, OpenAIS
 
 @pytest.fixture(autouse=True)
 def _fresh_kernel_state():
-    """Each test starts with no default session and no remembered LoLLMs protocols.
+    """Each test starts with no default session, no remembered LoLLMs protocols or JSON formats.
 
     Loopback servers take ephemeral ports, which the OS reuses: a protocol
     found for a port in one test must not be assumed for the next server there.
     """
-    from lollms_magics.bindings import lollms
+    from lollms_magics.bindings import lollms, ollama, openai
     from lollms_magics.core import session
     from lollms_magics.transport import tape
 
     session._default = None
     lollms.forget_protocols()
+    openai.forget_response_formats()  # the response_format (and Ollama format) each server took
+    ollama.forget_formats()
     yield
     if session._default is not None:
         session._default.close()

@@ -12,7 +12,7 @@ import lollms_magics
 from lollms_magics.bindings import BUILTIN, binding_class, binding_names
 from lollms_magics.errors import UnknownBindingError
 
-HEAVY = ("httpx", "docling", "PIL", "ipywidgets", "llama_cpp", "torch", "openai", "ollama")
+HEAVY = ("httpx", "docling", "PIL", "ipywidgets", "llama_cpp", "torch", "openai", "ollama", "jsonschema")
 
 
 def _modules_after(code: str) -> set[str]:

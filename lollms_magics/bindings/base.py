@@ -144,6 +144,7 @@ class Binding:
         system: str | None = None,
         stream: bool = True,
         model: str | None = None,
+        schema: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> Response:
         """Ask the model for an answer; returns a :class:`~lollms_magics.Response` at once.
@@ -156,7 +157,9 @@ class Binding:
         ``top_p``, ``repeat_penalty``, ``repeat_last_n``, ``seed``,
         ``ctx_size``, ``stop``); an option this backend cannot honour is
         reported with an :class:`~lollms_magics.errors.UnsupportedOptionWarning`
-        and listed in ``response.ignored_options``.
+        and listed in ``response.ignored_options``. ``schema`` (a JSON Schema)
+        constrains the answer where the backend can; the answer is neither
+        parsed nor checked here (``Session.ask(..., schema=...)`` does that).
 
         The request is sent when the response is first iterated or its
         ``.text`` read. Bad options and unreadable images fail here, before.
@@ -178,7 +181,9 @@ class Binding:
                 stacklevel=2,
             )
         sent = {k: v for k, v in checked.items() if k not in ignored}
-        request = GenerationRequest(messages, model or self.model, sent, stream)
+        request = GenerationRequest(
+            messages, model or self.model, sent, stream, dict(schema) if schema is not None else None
+        )
         response = Response(self.name, request.model, checked)
         response.ignored_options = ignored
         response._source = self._generate(request, response)

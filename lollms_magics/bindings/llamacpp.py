@@ -224,7 +224,8 @@ class LlamaCppBinding(Binding):
         leaves one of two cores idle.
 
     ``repeat_last_n`` is honoured by setting the loaded model's
-    ``last_n_tokens_size`` for the duration of the answer. Images are refused:
+    ``last_n_tokens_size`` for the duration of the answer. An answer asked for
+    with a schema is generated under the grammar llama-cpp-python makes of it. Images are refused:
     the embedded model reads text only. There is no HTTP here, so ``host``,
     ``api_key`` and the HTTP settings (timeouts, retries) are accepted and unused.
     """
@@ -331,6 +332,8 @@ class LlamaCppBinding(Binding):
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         call = {"binding": self.name, "model": response.model, "messages": messages,
                 "options": dict(request.options)}
+        if request.schema is not None:  # only then: recordings made without one keep their key
+            call["schema"] = request.schema
         yield from tape.run_local(call, lambda: self._run(path, request, response), response)
 
     def _run(self, path: Path, request: GenerationRequest, response: Response) -> Iterator[str]:
@@ -355,7 +358,10 @@ class LlamaCppBinding(Binding):
         llama = kept.llama
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         last_n = options.pop("repeat_last_n", None)
-        kwargs = {self.option_names[k]: v for k, v in options.items()}
+        kwargs: dict[str, Any] = {self.option_names[k]: v for k, v in options.items()}
+        if request.schema is not None:
+            # llama-cpp-python turns the schema into a grammar: the model can write nothing else.
+            kwargs["response_format"] = {"type": "json_object", "schema": request.schema}
         saved_last_n = llama.last_n_tokens_size
         if last_n is not None:
             llama.last_n_tokens_size = last_n  # read by llama_cpp when each sampler is built

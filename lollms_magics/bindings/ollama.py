@@ -5,6 +5,11 @@ Ollama reports a failure during generation as one more line with status 200.
 Images travel as raw base64, without a ``data:`` prefix. A thinking model's
 reasoning (``message.thinking``, or ``thinking`` from ``/api/generate``) is
 kept apart from the answer.
+
+An answer asked for with a schema sends it as ``format`` (Ollama 0.5 and
+later turn it into a grammar); a server that refuses it (older ones took only
+``"json"``) is asked with ``format: "json"``, then without, and its host is
+remembered.
 """
 
 from __future__ import annotations
@@ -15,16 +20,29 @@ from typing import Any, ClassVar
 
 import httpx
 
-from ..errors import ProtocolError
+from ..errors import BadRequestError, ProtocolError
 from ..response import Response
 from ..schema import GenerationRequest, ModelInfo
 from .base import Probe
 from .http import HTTPBinding, ReportedError, normalize_host
 
-__all__ = ["OllamaBinding"]
+__all__ = ["FORMATS", "OllamaBinding", "forget_formats"]
 
 DEFAULT_PORT = 11434
 DEFAULT_HOST = f"http://127.0.0.1:{DEFAULT_PORT}"
+
+# How a schema answer is asked for, strongest first; host -> the index of the one the server took.
+FORMATS = ("schema", "json", "none")
+_formats_taken: dict[str, int] = {}
+
+
+def forget_formats() -> None:
+    """Forget which ``format`` each Ollama server took."""
+    _formats_taken.clear()
+
+
+def _format(kind: str, schema: dict[str, Any]) -> Any:
+    return schema if kind == "schema" else "json" if kind == "json" else None
 
 
 def ollama_host() -> str:
@@ -140,9 +158,33 @@ class OllamaBinding(HTTPBinding):
         options = self._wire_options(request.options)
         if options:
             body["options"] = options
+        if request.schema is not None:
+            wanted = _format(FORMATS[_formats_taken.get(self.host, 0)], request.schema)
+            if wanted is not None:
+                body["format"] = wanted
         if self.keep_alive is not None:
             body["keep_alive"] = self.keep_alive
         return "POST", path, body
+
+    def _send(self, request: GenerationRequest, response: Response) -> httpx.Response:
+        method, path, body = self._call(request, response)
+        while True:
+            try:
+                return self._open(method, path, body)
+            except BadRequestError as exc:
+                if request.schema is None or "format" not in body or "format" not in str(exc).lower():
+                    raise
+                kind = "schema" if isinstance(body["format"], dict) else "json"
+                level = FORMATS.index(kind) + 1
+                _formats_taken[self.host] = max(level, _formats_taken.get(self.host, 0))
+                body = {k: v for k, v in body.items() if k != "format"}
+                weaker = _format(FORMATS[level], request.schema)
+                if weaker is not None:
+                    body["format"] = weaker
+                then = 'asked with format "json"' if weaker is not None else "asked without one"
+                response.notes.append(
+                    f"the server refused format {kind}; {then} (remembered for this server)"
+                )
 
     def _on_event(self, event: Any, response: Response) -> str | None:
         if "error" in event:

@@ -7,6 +7,16 @@ llama.cpp's ``error:`` line, flat vLLM errors and FastAPI ``detail``.
 Reasoning that servers send apart (``reasoning_content`` from vLLM,
 llama.cpp and DeepSeek, ``reasoning`` from others) is kept apart from the
 answer in ``Response.reasoning``.
+
+An answer asked for with a schema goes with a ``response_format``, the
+strongest the server takes (:data:`RESPONSE_FORMATS`): OpenAI's
+``json_schema`` (vLLM, llama.cpp's server, LM Studio, Ollama's /v1 and the new
+LoLLMs server take it too), then ``json_object`` with the schema beside it
+(llama-cpp-python's server, whose grammar needs it there), then plain
+``json_object``, then nothing (the instructions in the prompt remain). A
+server that refuses one (a 400 or 422 naming ``response_format``, or
+llama-cpp-python's 500 quoting its validation error) is asked again with the
+next, and its host is remembered.
 """
 
 from __future__ import annotations
@@ -18,13 +28,13 @@ from typing import Any
 
 import httpx
 
-from ..errors import BadRequestError, ProtocolError
+from ..errors import BadRequestError, ProtocolError, ServerError
 from ..response import Response
 from ..schema import GenerationRequest, Message, ModelInfo
 from .base import Probe
 from .http import HTTPBinding, ReportedError, normalize_host
 
-__all__ = ["OpenAIBinding", "chat_messages"]
+__all__ = ["RESPONSE_FORMATS", "OpenAIBinding", "chat_messages", "forget_response_formats", "response_format"]
 
 OPENAI_DEFAULT_MODEL = "gpt-4o-mini"  # api.openai.com lists models no chat can use first
 
@@ -43,6 +53,52 @@ _LOCAL_EXTRAS = {
 }
 # OpenAI's reasoning models refuse max_tokens and want max_completion_tokens.
 _REASONING_MODEL = re.compile(r"^(o\d|gpt-5)", re.IGNORECASE)
+
+# The ways to ask for an answer following a schema, strongest first.
+RESPONSE_FORMATS = ("json_schema", "json_object+schema", "json_object", "none")
+# host -> the index in RESPONSE_FORMATS of the strongest one the server took (shared by the kernel).
+_formats_taken: dict[str, int] = {}
+# Words of a refusal that is about response_format (and not, say, about the model).
+_ABOUT_FORMAT = ("response_format", "json_schema", "json_object")
+
+
+def forget_response_formats() -> None:
+    """Forget which response_format each server took (the next schema answer tries the strongest again)."""
+    _formats_taken.clear()
+
+
+def response_format(kind: str, schema: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``response_format`` of one of :data:`RESPONSE_FORMATS` for ``schema`` (None for ``"none"``).
+
+    ``strict`` is set only when the schema meets OpenAI's strict rules (every
+    object closed, every property required): OpenAI refuses other schemas in
+    strict mode, and that refusal would not say the server cannot do it.
+    """
+    if kind == "json_schema":
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", str(schema.get("title") or "answer"))[:64] or "answer"
+        spec: dict[str, Any] = {"name": name, "schema": schema}
+        if strict_compatible(schema):
+            spec["strict"] = True
+        return {"type": "json_schema", "json_schema": spec}
+    if kind == "json_object+schema":
+        return {"type": "json_object", "schema": schema}
+    if kind == "json_object":
+        return {"type": "json_object"}
+    return None
+
+
+def strict_compatible(schema: Any) -> bool:
+    """Whether OpenAI's strict structured outputs take ``schema``: every object closed and fully required."""
+    if isinstance(schema, list):
+        return all(strict_compatible(s) for s in schema)
+    if not isinstance(schema, dict):
+        return True
+    if schema.get("type") == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        closed = schema.get("additionalProperties") is False
+        if not closed or set(schema.get("required") or []) != set(properties):
+            return False
+    return all(strict_compatible(v) for k, v in schema.items() if k not in ("enum", "const", "default"))
 
 
 def chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
@@ -131,6 +187,11 @@ class OpenAIBinding(HTTPBinding):
         body["stream"] = request.stream
         if request.stream and self.include_usage:
             body["stream_options"] = {"include_usage": True}
+        if request.schema is not None:
+            kind = RESPONSE_FORMATS[_formats_taken.get(self.host, 0)]
+            wanted = response_format(kind, request.schema)
+            if wanted is not None:
+                body["response_format"] = wanted
         return body
 
     def _wants_completion_tokens(self, model: str | None) -> bool:
@@ -140,6 +201,49 @@ class OpenAIBinding(HTTPBinding):
         model = request.model or self._default_model()
         response.model = model
         return "POST", "/chat/completions", self._body(request, model)
+
+    def _send(self, request: GenerationRequest, response: Response) -> httpx.Response:
+        method, path, body = self._call(request, response)
+        while True:
+            try:
+                return self._open(method, path, body)
+            except (BadRequestError, ServerError) as exc:
+                weaker = self._weaker_format(request, body, exc)
+                if weaker is None:
+                    raise
+                body, note = weaker
+                response.notes.append(note)
+
+    def _weaker_format(
+        self, request: GenerationRequest, body: Any, refusal: BadRequestError | ServerError
+    ) -> tuple[dict[str, Any], str] | None:
+        """After a refusal of ``body``'s response_format: the body with the next weaker one, and a note.
+
+        A refusal is a 4xx naming response_format, or the 500 of llama-cpp-python's
+        server, which reports its request model's validation error that way (after
+        the usual retries of a 5xx, once per server: the next weaker one is remembered).
+        """
+        if request.schema is None or not isinstance(body, dict) or "response_format" not in body:
+            return None
+        reason = str(refusal).lower()
+        if not any(word in reason for word in _ABOUT_FORMAT):
+            return None
+        sent = body["response_format"]
+        kind = "json_schema" if sent.get("type") == "json_schema" else (
+            "json_object+schema" if "schema" in sent else "json_object"
+        )
+        level = RESPONSE_FORMATS.index(kind) + 1
+        # A schema OpenAI finds invalid says nothing of what the server can do: not remembered.
+        remembered = "invalid schema" not in reason
+        if remembered:
+            _formats_taken[self.host] = max(level, _formats_taken.get(self.host, 0))
+        body = {k: v for k, v in body.items() if k != "response_format"}
+        weaker = response_format(RESPONSE_FORMATS[level], request.schema)
+        if weaker is not None:
+            body["response_format"] = weaker
+        then = f"asked with {RESPONSE_FORMATS[level]}" if weaker is not None else "asked without one"
+        memo = " (remembered for this server)" if remembered else ""
+        return body, f"the server refused response_format {kind}; {then}{memo}"
 
     def _open(self, method: str, path: str, body: Any = None) -> httpx.Response:
         try:

@@ -322,6 +322,58 @@ class LollmsClient(Session):
             return failure(exc, callback, self.keys.redact)
         return read_answer(response, callback if stream else None, self.keys.redact)
 
+    def generate_structured_content(
+        self,
+        prompt: str,
+        images: Sequence[Any] | None = None,
+        schema: Any = None,
+        system_prompt: str | None = None,
+        max_retries: int = 1,
+        use_override: bool = False,
+        *,
+        template: Any = None,
+        output_format: Any = None,
+        extra_system_prompt: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The answer as data (a dict, or what the schema describes), or ``None`` when it failed.
+
+        lollms-client's spelling: ``schema`` is a JSON Schema (dict or JSON
+        text; a dict of properties alone is wrapped into an object), or the
+        0.x ``template`` / ``output_format``, an example of the answer (see
+        :mod:`lollms_magics.compat.structured`); a dataclass, a pydantic model
+        or a short form ``"name: str, age: int"`` work too. ``kwargs`` are
+        generation options (``n_predict``, ``temperature``...) and
+        ``callback`` / ``streaming_callback`` (called as for
+        :meth:`generate_text`, a failure as ``MSG_TYPE_EXCEPTION``).
+
+        The backend is constrained to the schema where it can be, the answer
+        checked, and asked again once when it does not fit; ``max_retries``
+        and ``use_override`` are accepted, but there is always that one repair
+        and the schema's instructions are always added. Unlike lollms-client,
+        an answer that still does not fit gives ``None`` (with a
+        :class:`~lollms_magics.errors.LollmsMagicsWarning` saying why), never
+        data that does not follow the schema. A schema that is not one raises
+        ``ValueError`` (``TypeError`` for a template that is not JSON), as in lollms-client.
+        """
+        from ..core.schemas import as_schema
+        from .structured import course_schema
+
+        callback = kwargs.pop("callback", None) or kwargs.pop("streaming_callback", None)
+        options = {k: v for k, v in kwargs.items() if k not in _IGNORED_GENERATE and k != "debug"}
+        # Read first, outside the try: lollms-client raises for a schema it cannot read.
+        spec = as_schema(course_schema(schema, template if template is not None else output_format))
+        system = "\n\n".join(p for p in (system_prompt, extra_system_prompt) if p) or None
+        try:
+            response = self.ask(prompt, system=system, images=list(images or ()) or None,
+                                stream=callback is not None, history=False, schema=spec, **options)
+        except LollmsMagicsError as exc:
+            return _structured_failure(failure(exc, callback, self.keys.redact))
+        answer = read_answer(response, callback, self.keys.redact)
+        if isinstance(answer, dict):  # the error dict of a failure
+            return _structured_failure(answer)
+        return getattr(response, "data", None)
+
     # -- models and tokens ----------------------------------------------------------
 
     def listModels(self) -> list[dict[str, Any]] | dict[str, Any]:
@@ -429,6 +481,11 @@ class LollmsClient(Session):
 
     def __repr__(self) -> str:
         return f"<LollmsClient {self.binding_name} host={self.host_address!r}>"
+
+
+def _structured_failure(error: dict[str, Any]) -> None:
+    """lollms-client's failure value for structured content, ``None``, with the reason as a warning."""
+    warnings.warn(f"generate_structured_content failed: {error['error']}", LollmsMagicsWarning, stacklevel=3)
 
 
 def _refuse_modalities(unused: Mapping[str, Any]) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ..summaries.document import Document
     from ..summaries.result import Summary
     from ..tti.base import ImageBinding, ImageResult
+    from .mapping import MapProgress, MapResult
 
 __all__ = ["Session", "Status", "Target", "default_session", "safe_host", "set_default_session", "summarize"]
 
@@ -227,6 +228,7 @@ class Session:
         key: str | None = None,
         history: bool = True,
         new: bool = False,
+        schema: Any = None,
         **options: Any,
     ) -> Response:
         """Send ``prompt`` after the conversation so far; returns the streaming :class:`Response`.
@@ -238,8 +240,20 @@ class Session:
         sends the prompt alone; ``new=True`` starts a new conversation. ``options`` override the session's
         defaults for this prompt. The exchange joins the conversation once
         the answer is complete.
+
+        ``schema`` asks for the answer as data: a JSON Schema dict, a pydantic
+        model, a dataclass, a TypedDict or a short form such as ``"name: str,
+        year: int"`` (see :mod:`lollms_magics.core.structured`). The response
+        then has ``.data``, the parsed and checked value; an answer that does
+        not fit even when asked again raises
+        :class:`~lollms_magics.errors.StructuredOutputError` as it is read.
         """
         checked = {**self.options, **validate_options(options)}
+        spec = None
+        if schema is not None:  # a bad schema fails here, before any request
+            from .structured import as_schema, instructions
+
+            spec = as_schema(schema)
         prompt, notes = self._prepared(prompt, namespace)
         if system:
             system, system_notes = self._prepared(system, namespace)
@@ -253,11 +267,17 @@ class Session:
         # exchange, even when its prompt repeats ("Continue."); only a caller
         # that names itself (a notebook cell) replaces its earlier exchange.
         key = key or f"ask:{next(_ASKED)}"
-        messages, notes = self._messages(chosen, target, key, prompt, system, checked, history, notes)
+        sent_system = system if spec is None else instructions(spec, system)  # as counted for the window
+        messages, notes = self._messages(chosen, target, key, prompt, sent_system, checked, history, notes)
         if encoded:
             messages[-1]["images"] = encoded
         try:
-            response = chosen.generate(messages, system=system, stream=stream, **checked)
+            if spec is None:
+                response = chosen.generate(messages, system=system, stream=stream, **checked)
+            else:
+                from .structured import ask_structured
+
+                response = ask_structured(chosen, messages, spec, system=system, stream=stream, **checked)
         except ServerUnreachableError:
             self._forget_auto(target)
             raise
@@ -426,6 +446,49 @@ class Session:
     def close_images(self) -> None:
         """Close the image bindings' connections."""
         self._images.close()
+
+    # -- one prompt over many items ---------------------------------------------------
+
+    def map(
+        self,
+        template: str,
+        items: Any,
+        *,
+        binding: str | None = None,
+        model: str | None = None,
+        host: str | None = None,
+        hosts: Sequence[str] | None = None,
+        system: str | None = None,
+        schema: Any = None,
+        concurrency: int = 1,
+        fail_fast: bool = False,
+        resume: bool | str = True,
+        progress: Callable[[MapProgress], None] | None = None,
+        namespace: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> MapResult:
+        """Ask ``template`` once per item, filled with it: a :class:`~lollms_magics.core.mapping.MapResult`.
+
+        ``items`` is a list, a dict, a pandas Series or DataFrame (a row per
+        item), a glob of files (each file's text) or any iterable; ``{item}``,
+        ``{item.field}`` and ``{item["col"]}`` in ``template`` (and ``system``)
+        name it, other ``{names}`` come from ``namespace``. Every prompt is
+        filled and checked for keys before the first is sent; each is sent
+        alone (no history), ``concurrency`` at once per host, spread over
+        ``hosts`` (URLs of the same binding). ``schema`` makes each result data
+        (see :meth:`ask`). A failed item keeps its error and the others go on,
+        unless ``fail_fast``. ``resume`` (True, False or a folder) keeps the
+        answers, so the same map run again sends only what is missing or
+        failed. An interrupt returns what was done, with ``stopped`` set.
+        ``result.output()`` lines the results up with the items.
+        """
+        from .mapping import run_map
+
+        return run_map(
+            self, template, items, binding=binding, model=model, host=host, hosts=hosts, system=system,
+            schema=schema, concurrency=concurrency, fail_fast=fail_fast, resume=resume, progress=progress,
+            namespace=namespace, **options,
+        )
 
     # -- long documents -------------------------------------------------------------
 

@@ -52,16 +52,34 @@ def _prompt_parser() -> Parser:
     add("-i", "--image", action="append", metavar="IMG",
         help="image path, or a variable holding a path, bytes or a PIL image (repeatable)")
     add("-f", "--format", choices=FORMATS, help="how to show the answer (default markdown)")
-    add("-o", "--out", metavar="VAR", help="store the answer's text in variable VAR")
+    add("-o", "--out", metavar="VAR", help="store the answer's text (its data with --schema) in VAR")
+    add("--schema", metavar="SCHEMA",
+        help="answer as data following SCHEMA: a variable holding a JSON Schema, a dataclass, a TypedDict "
+             "or a pydantic model, or a quoted short form \"name: str, year: int?, tags: list[str], "
+             "mood: happy|sad\" ([...] around it: a list of them)")
     add("--no-stream", action="store_true", help="show the answer only once complete")
     add("--new", action="store_true", help="start a new conversation")
     add("--raw", action="store_true", help="send {braces} as written, without filling variables")
+    add("--each", metavar="ITEMS",
+        help="ask the cell once per item of ITEMS, a variable (list, dict, pandas Series or DataFrame, any "
+             "iterable) or a glob of files, each filling {item}, {item.field}, {item[\"col\"]}; -o VAR, "
+             "-o df[\"col\"] or -o df[[\"a\",\"b\"]] gets the results lined up with the items")
+    add("--concurrency", type=int, metavar="N", help="with --each: requests at once per host (default 1)")
+    add("--hosts", metavar="URL,URL", help="with --each: servers of the same binding sharing the items")
+    add("--fail-fast", action="store_true", help="with --each: stop at the first item that fails")
     add("--debug", action="store_true", help="show the traceback of errors")
+    p.epilog = (
+        "--schema's short form: fields NAME: TYPE separated by commas (quote a NAME with spaces); TYPE is "
+        "str, int, float, bool, list[TYPE], {NAME: TYPE, ...} for an object, or values such as "
+        "positive|negative|neutral; TYPE? lets the value be null; [fields] asks for a list of objects. "
+        "With --schema the answer is checked (and asked for again once if it does not fit), shown as a "
+        "table or as JSON, and -o VAR holds its data."
+    )
     return p
 
 
 PROMPT_PARSER = _prompt_parser()
-FLAGS = frozenset({"--no-stream", "--new", "--raw", "--debug"})
+FLAGS = frozenset({"--no-stream", "--new", "--raw", "--debug", "--fail-fast"})
 
 
 def split_options(line: str) -> tuple[list[str], str]:

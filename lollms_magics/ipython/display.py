@@ -11,6 +11,11 @@ any notes.
 
 Where there is no rich frontend (terminal IPython) the pieces go straight to
 standard output instead.
+
+An answer asked for as data (``--schema``) ends as that data: a table for a
+list of records or one record of plain values (pandas' own table when the
+user imported pandas), else formatted JSON; the answer as the model wrote it
+stays below, collapsed.
 """
 
 from __future__ import annotations
@@ -20,16 +25,19 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..response import Response
 
-__all__ = ["FORMATS", "LiveAnswer", "bundle", "first_code_block", "footer", "has_rich_display"]
+__all__ = ["FORMATS", "LiveAnswer", "bundle", "data_bundle", "first_code_block", "footer", "has_rich_display"]
 
 _CODE_BLOCK = re.compile(r"```[^\n`]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _CURSOR = " ▍"
+_NO_DATA = object()
+# Rows of a data table shown in our own HTML (the variable holds them all).
+MAX_TABLE_ROWS = 200
 
 
 def first_code_block(text: str) -> str:
@@ -75,6 +83,54 @@ FORMATS = tuple(_BUNDLES)
 def bundle(text: str, fmt: str) -> dict[str, Any]:
     """The mime bundle that shows ``text`` in format ``fmt``."""
     return _BUNDLES[fmt](text)
+
+
+def data_bundle(data: Any, columns: list[str] | None = None) -> dict[str, Any]:
+    """The mime bundle that shows an answer's data: a table when it is tabular, else JSON.
+
+    Tabular: a non-empty list of dicts, or one dict of plain values (a row).
+    ``columns`` (the schema's fields) come first, in their order.
+    """
+    pretty = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    rows = _rows(data)
+    if rows is None:
+        return {"text/markdown": f"```json\n{pretty}\n```", "text/plain": pretty}
+    names = list(dict.fromkeys([*(columns or []), *(k for row in rows for k in row)]))
+    pandas = sys.modules.get("pandas")  # only when the user imported it: we never do
+    if pandas is not None:
+        try:
+            table = str(pandas.DataFrame(rows, columns=names)._repr_html_())
+        except Exception:  # an odd pandas: our own table will do
+            table = _table(rows, names)
+    else:
+        table = _table(rows, names)
+    return {"text/html": table, "text/plain": pretty}
+
+
+def _rows(data: Any) -> list[dict[str, Any]] | None:
+    if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
+        return data
+    plain = (str, int, float, bool, type(None))
+    if isinstance(data, dict) and data and all(isinstance(v, plain) for v in data.values()):
+        return [data]
+    return None
+
+
+def _table(rows: list[dict[str, Any]], names: list[str]) -> str:
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+        return html.escape(text)
+
+    head = "".join(f"<th>{html.escape(str(n))}</th>" for n in names)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{cell(row.get(n))}</td>" for n in names) + "</tr>"
+        for row in rows[:MAX_TABLE_ROWS]
+    )
+    more = len(rows) - MAX_TABLE_ROWS
+    tail = f"<p>… {more} more rows (all are in the variable)</p>" if more > 0 else ""
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{tail}"
 
 
 def footer(response: Response) -> str:
@@ -149,29 +205,44 @@ class LiveAnswer:
         """Read ``response`` to the end, showing it as it comes.
 
         Whatever stops the loop (an error, ``KeyboardInterrupt``) propagates;
-        the text received until then stays in :attr:`text`.
+        the text received until then stays in :attr:`text`. An answer asked
+        for as data may be asked again (``response.attempts`` grows): the text
+        shown then starts over with the new attempt.
         """
+        attempts = getattr(response, "attempts", None)
+        pieces: Iterable[str] = response if attempts is None else self._restarting(response, attempts)
         append = self._pieces.append
         if not self.rich:
             write, flush = sys.stdout.write, sys.stdout.flush
-            for piece in response:
+            for piece in pieces:
                 append(piece)
                 write(piece)
                 flush()
             return
         if not self.live:
-            for piece in response:
+            for piece in pieces:
                 append(piece)
             return
         clock = time.monotonic
         interval = self.interval
         next_at = 0.0  # the first piece is shown at once
-        for piece in response:
+        for piece in pieces:
             append(piece)
             now = clock()
             if now >= next_at:
                 self._show(self._live_view(response), {})
                 next_at = now + interval
+
+    def _restarting(self, response: Response, attempts: list[Any]) -> Iterator[str]:
+        """The pieces of ``response``; when a new attempt starts, what was kept of the last is dropped."""
+        seen = len(attempts)
+        for piece in response:
+            if len(attempts) != seen:
+                seen = len(attempts)
+                self._pieces.clear()
+                if not self.rich:
+                    sys.stdout.write("\n")  # printed text cannot be taken back: the new one starts a line
+            yield piece
 
     def _live_view(self, response: Response) -> dict[str, Any]:
         text = self.text + _CURSOR
@@ -182,8 +253,17 @@ class LiveAnswer:
             return _markdown(text)
         return _text(text)
 
-    def finish(self, response: Response, metadata: dict[str, Any], notes: list[str]) -> None:
-        """Replace the live view by the final output, tagged with ``metadata``."""
+    def finish(
+        self, response: Response, metadata: dict[str, Any], notes: list[str], data: Any = _NO_DATA
+    ) -> None:
+        """Replace the live view by the final output, tagged with ``metadata``.
+
+        With ``data`` (an answer asked for as data, complete), the output shows
+        that data (see :func:`data_bundle`) instead of the text.
+        """
+        if data is not _NO_DATA and self.rich:
+            self._finish_data(response, metadata, notes, data)
+            return
         reason = incomplete_reason(response)
         if not self.rich:
             if self._pieces and not self._pieces[-1].endswith("\n"):
@@ -208,6 +288,19 @@ class LiveAnswer:
         elif reason:
             data["text/plain"] = f"{data['text/plain']}\n\n[incomplete: {reason}]"
         self._show(data, {"lollms_magics": metadata})
+
+    def _finish_data(self, response: Response, metadata: dict[str, Any], notes: list[str], data: Any) -> None:
+        schema = getattr(response, "schema", None)
+        shown = data_bundle(data, list(getattr(schema, "fields", []) or []))
+        written = _details("The answer as written", response.text)
+        line = " · ".join([footer(response), *notes] if self.show_footer else notes)
+        if "text/html" in shown:
+            small = f"<div><sub>{html.escape(line)}</sub></div>" if line else ""
+            shown["text/html"] += f"\n{written}{small}"
+        else:
+            small = f"\n\n<sub>{_escape(line)}</sub>" if line else ""
+            shown["text/markdown"] += f"\n\n{written}{small}"
+        self._show(shown, {"lollms_magics": metadata})
 
     def _show(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
         from IPython.display import display

@@ -22,6 +22,7 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default, obser
 from ..core.history import cell_key
 from ..core.interpolate import DEFAULT_LIMIT, lookup
 from ..core.session import ENV_BINDING, ENV_HOST, ENV_MODEL, Session, Target, default_session
+from ..core.structured import StructuredResponse
 from ..errors import (
     InvalidImageError,
     InvalidOptionError,
@@ -140,7 +141,7 @@ class LollmsMagics(Magics):
 
     @no_var_expand
     @line_cell_magic
-    def lollms(self, line: str, cell: str | None = None) -> None:
+    def lollms(self, line: str, cell: str | None = None) -> Any:
         """Ask a model; the answer streams into the cell.
 
         ::
@@ -156,8 +157,8 @@ class LollmsMagics(Magics):
         debug = "--debug" in line.split()
         try:
             if commands.run(self, line, cell):
-                return
-            self.ask(line, cell)
+                return None
+            return self.ask(line, cell)
         except _USER_ERRORS as exc:
             raise UsageError(f"%lollms: {self.session.keys.redact(str(exc))}") from None
         except LollmsMagicsError as exc:
@@ -167,12 +168,22 @@ class LollmsMagics(Magics):
 
     # -- asking ------------------------------------------------------------
 
-    def ask(self, line: str, cell: str | None) -> None:
-        """Send the prompt of a ``%lollms`` line or ``%%lollms`` cell and show the answer."""
+    def ask(self, line: str, cell: str | None) -> Any:
+        """Send the prompt of a ``%lollms`` line or ``%%lollms`` cell and show the answer.
+
+        With ``--each``, the prompt is a template asked once per item (:mod:`.each`);
+        the cell's value is then the MapResult when there is no ``-o``.
+        """
         args, source = parse_prompt(line, cell)
         source = source.strip()  # a cell's body ends with a newline the user did not type
         if not source:
             raise UsageError("%lollms: nothing to ask; write a prompt (see %lollms help)")
+        if args.each is not None:
+            from .each import each_command
+
+            return each_command(self, args, source)
+        if args.concurrency is not None or args.hosts or args.fail_fast:
+            raise UsageError("%lollms: --concurrency, --hosts and --fail-fast go with --each ITEMS")
         if args.out and not (args.out.isidentifier() and not keyword.iskeyword(args.out)):
             raise UsageError(f"%lollms: -o needs a variable name, not {args.out!r}")
         options = {
@@ -187,12 +198,13 @@ class LollmsMagics(Magics):
                 raise UsageError("%lollms: --timeout needs a positive number of seconds")
             config["read_timeout"] = args.timeout
         images = [self._image(ref) for ref in args.image or ()]
+        schema = self._schema(args.schema) if args.schema else None
         key = cell_key(self.ip, source if cell is not None else line)
         try:
             response = self.session.ask(
                 source, binding=args.binding, model=args.model, host=args.host, system=args.system,
                 images=images, stream=not args.no_stream,
-                namespace=None if args.raw else self.ip.user_ns, key=key, new=args.new,
+                namespace=None if args.raw else self.ip.user_ns, key=key, new=args.new, schema=schema,
                 **{k: v for k, v in options.items() if v is not None},
             )
         finally:
@@ -206,7 +218,7 @@ class LollmsMagics(Magics):
         if images:
             extra["images"] = len(images)
         text = self._stream(response, args, extra)
-        if fmt == "code" and key not in self._code_cells and response.done:
+        if fmt == "code" and key not in self._code_cells and response.done and schema is None:
             self._code_cells.add(key)
             self.ip.set_next_input(first_code_block(text))
 
@@ -231,17 +243,35 @@ class LollmsMagics(Magics):
 
     def _end(self, live: LiveAnswer, response: Response, out: str | None, extra: dict[str, Any]) -> None:
         """Show the final output (when any text came) and store the text in ``out``."""
+        # An answer asked for as data, complete, is shown and stored as its data (it was checked).
+        data = response.data if isinstance(response, StructuredResponse) and response.done else _UNSET
         if live.text or response.done:
             keys = self.session.keys
             metadata = keys.redact_data({**response.metadata(), **extra})
             assert isinstance(metadata, dict)
             notes = [keys.redact(note) for note in response.notes]
-            live.finish(response, metadata, notes)
+            if data is not _UNSET:
+                live.finish(response, metadata, notes, data=data)
+            else:
+                live.finish(response, metadata, notes)
         elif response.notes and not live.rich:
             for note in response.notes:
                 print(f"lollms: {note}", file=sys.stderr)
         if out:
-            self.ip.user_ns[out] = live.text
+            self.ip.user_ns[out] = live.text if data is _UNSET else data
+
+    def _schema(self, ref: str) -> Any:
+        """A ``--schema`` value: a variable holding a schema, else the JSON Schema or short form written."""
+        try:
+            return lookup(ref, self.ip.user_ns)
+        except LookupError:
+            pass
+        if ref.strip().isidentifier() and ":" not in ref:
+            raise UsageError(
+                f"%lollms: --schema {ref}: no variable of that name; give a variable holding a schema, "
+                'or a short form such as --schema "name: str, year: int"'
+            )
+        return ref
 
     def _image(self, ref: str) -> Any:
         """A ``-i`` value: a variable (path, bytes, PIL image) or else a file path."""

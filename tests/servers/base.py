@@ -497,6 +497,12 @@ class LoopbackServer:
     * ``max_in_flight`` - the most requests that were being handled at the same time.
     * ``slots`` - how many generations (``generation_paths``) run at once (None: any);
       ``queued`` - how many wait for a slot now.
+    * ``json_reply`` - when set, ``json_reply(prompt_text, schema)`` is the answer of a request
+      that asks for JSON (``schema`` None for plain JSON mode); by default a value of the
+      schema made from the prompt (``tests/servers/structured.py``).
+    * ``refuse_formats`` - the ways of asking for JSON this server refuses, in its
+      protocol's words (OpenAI: ``json_schema``, ``json_object+schema``, ``json_object``;
+      Ollama: ``schema``, ``json``), each with the error the real servers give.
     """
 
     default_models: tuple[str, ...] = ("test-model", "vision-model")
@@ -510,6 +516,8 @@ class LoopbackServer:
         self.slow_pieces = 50
         self.slow_delay = 0.02
         self.reply: Callable[[str], str] | None = None
+        self.json_reply: Callable[[str, Any], str] | None = None
+        self.refuse_formats: set[str] = set()
         self.request_delay = 0.0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -766,6 +774,17 @@ class LoopbackServer:
                 plan.pieces, plan.finish = plan.pieces[:limit], "length"
             return plan
         return plan_reply(model, prompt_text, limit, slow_pieces=self.slow_pieces, slow_delay=self.slow_delay)
+
+    def json_plan(self, model: str, prompt_text: str, schema: Any, limit: int | None) -> Plan:
+        """The plan of an answer asked for as JSON: the grammar-bound answer a real server gives."""
+        from .structured import json_text
+
+        if self.request_delay:
+            self._stopping.wait(self.request_delay)
+        plan = Plan(model, split_pieces(json_text(self, prompt_text, schema)))
+        if limit is not None and 0 < limit < len(plan.pieces):
+            plan.pieces, plan.finish = plan.pieces[:limit], "length"
+        return plan
 
     def knows_model(self, model: str) -> bool:
         if is_special_model(model):

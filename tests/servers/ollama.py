@@ -9,6 +9,11 @@ object). Errors are ``{"error": "..."}``; unknown routes get Go's plain-text
 model sends its reasoning first, in lines whose ``message.thinking`` (chat) or
 ``thinking`` (generate) holds it and whose content is empty (api/types.go,
 ``omitempty``); a whole answer carries it all in the same field.
+
+``format`` (``"json"`` or a JSON Schema, as Ollama 0.5+ takes it) gets a JSON
+answer that follows the schema (``tests/servers/structured.py``);
+``refuse_formats = {"schema"}`` answers a schema as Ollama before 0.5 did,
+whose ``Format`` field was a string (Go's unmarshal error, 400).
 """
 
 from __future__ import annotations
@@ -289,7 +294,22 @@ class OllamaServer(LoopbackServer):
         stream = body.get("stream", True) is not False
         enc = NDJSONEncoder(model, chat, prompt_words)
         limit = options.get("num_predict")
-        plan = self.plan(model, text, limit if isinstance(limit, int) else None)
+        limit = limit if isinstance(limit, int) else None
+        fmt = body.get("format")
+        if fmt not in (None, ""):
+            kind = "json" if fmt == "json" else "schema" if isinstance(fmt, dict) else None
+            if kind is None:
+                reason = f"invalid format: {json.dumps(fmt)}; expected \"json\" or a valid JSON Schema"
+                ex.send_json({"error": reason}, 400)
+                return
+            if kind in self.refuse_formats:
+                struct = "ChatRequest" if chat else "GenerateRequest"
+                ex.send_json({"error": f"json: cannot unmarshal {'object' if kind == 'schema' else 'string'} "
+                                       f"into Go struct field {struct}.format of type string"}, 400)
+                return
+            plan = self.json_plan(model, text, fmt if kind == "schema" else None, limit)
+        else:
+            plan = self.plan(model, text, limit)
         if not chat and not text and not images:  # empty prompt only loads the model
             final = enc.final(plan, 0, reason="load")
             for k in ("prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration", "context"):

@@ -13,6 +13,20 @@ Knobs besides those of :class:`~tests.servers.base.LoopbackServer`:
   ``{"object": "error", ...}``) or ``"fastapi"`` (``{"detail": ...}``); applies
   to every error answered before a stream starts.
 
+``response_format`` (``tests/servers/structured.py``): ``json_schema`` with a
+``json_schema.name`` and ``.schema``, or ``json_object`` (with llama.cpp's and
+llama-cpp-python's ``schema`` beside it) get a JSON answer that follows the
+schema. In OpenAI's style a ``json_schema`` whose root is not an object, or
+that is ``strict`` without every object closed and fully required, is refused
+as OpenAI refuses it, and ``json_object`` needs the word "json" in the
+messages. ``refuse_formats`` makes the server refuse a kind, as
+``refusal_style`` says: ``"openai"`` (a 400 naming ``response_format``,
+OpenAI's words for a model without structured outputs), ``"fastapi"`` (a
+pydantic 422), or ``"llama-cpp-python"``: its request model takes only
+``text`` and ``json_object``, and its route's error handler turns the
+validation error into a 500 whose OpenAI-shaped message quotes it
+(``llama_cpp/server/errors.py``); by default the style of ``error_style``.
+
 The ``think`` model streams its reasoning first, one ``delta.reasoning_content``
 per piece with no ``content`` (llama.cpp's ``common_chat_msg_diff_to_json_oaicompat``,
 DeepSeek), ``think-vllm`` in ``delta.reasoning`` (current vLLM, Ollama's /v1);
@@ -160,6 +174,32 @@ class SSEEncoder(Encoder):
         return (text + self.data("[DONE]")).encode("utf-8")
 
 
+def openai_schema_problem(schema: Any, strict: bool) -> str | None:
+    """What OpenAI's structured outputs refuse in a schema (the root, and strict mode's rules)."""
+    if not isinstance(schema, dict):
+        return "'schema' must be an object."
+    if schema.get("type") != "object":
+        return f"schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{schema.get('type')}\"'."
+    if not strict:
+        return None
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if node.get("type") == "object":
+            if node.get("additionalProperties") is not False:
+                return "In context=(), 'additionalProperties' is required to be supplied and to be false."
+            if set(node.get("required") or []) != set(node.get("properties") or {}):
+                return ("In context=(), 'required' is required to be supplied and to be an array including "
+                        "every key in properties.")
+        stack.extend(v for k, v in node.items() if k not in ("enum", "const", "default"))
+    return None
+
+
 def reasoning_field(model: str) -> str:
     return "reasoning" if base_model_name(model) == "think-vllm" else "reasoning_content"
 
@@ -178,6 +218,7 @@ class OpenAIServer(LoopbackServer):
         self.crlf = False
         self.keepalive_comments = False
         self.error_style = "openai"
+        self.refusal_style: str | None = None
         self.files: dict[str, bytes] = {}
 
     def setup_routes(self) -> None:
@@ -357,7 +398,14 @@ class OpenAIServer(LoopbackServer):
             )
             return
         limit = body.get("max_tokens") or body.get("max_completion_tokens")
-        plan = self.plan(model, last_user_text(body["messages"]), limit)
+        fmt = body.get("response_format")
+        if fmt is not None and fmt != {"type": "text"}:
+            refused, schema = self.response_format_error(ex, fmt, body["messages"])
+            if refused:
+                return
+            plan = self.json_plan(model, last_user_text(body["messages"]), schema, limit)
+        else:
+            plan = self.plan(model, last_user_text(body["messages"]), limit)
         prompt_tokens = sum(
             word_count(message_text(m.get("content"))) for m in body["messages"] if isinstance(m, dict)
         )
@@ -397,6 +445,68 @@ class OpenAIServer(LoopbackServer):
         data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
         if not self.nonstream_fault(ex, plan, data, "application/json"):
             ex.send(200, data, "application/json")
+
+    def response_format_error(self, ex: Exchange, fmt: Any, messages: list) -> tuple[bool, Any]:
+        """Check a ``response_format`` as the real servers do: (refused and answered, the schema asked)."""
+        kind = fmt.get("type") if isinstance(fmt, dict) else None
+        if kind == "json_schema":
+            spec = fmt.get("json_schema")
+            schema = spec.get("schema") if isinstance(spec, dict) else None
+            name = kind
+        elif kind == "json_object":
+            schema = fmt.get("schema")
+            name = "json_object+schema" if schema is not None else "json_object"
+        else:
+            self.error(ex, 400, f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object' "
+                       "and 'json_schema'.", "invalid_request_error", "invalid_value", "response_format.type")
+            return True, None
+        if name in self.refuse_formats:
+            self.refuse_format(ex, name)
+            return True, None
+        if self.error_style != "openai":
+            return False, schema
+        if kind == "json_schema":
+            schema_name = str(spec.get("name", "")) if isinstance(spec, dict) else ""
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", schema_name):
+                param = "response_format.json_schema.name"
+                self.error(ex, 400, f"Missing required parameter: '{param}'.",
+                           "invalid_request_error", "missing_required_parameter", param)
+                return True, None
+            problem = openai_schema_problem(schema, bool(spec.get("strict")))
+            if problem:
+                self.error(ex, 400, f"Invalid schema for response_format '{schema_name}': {problem}",
+                           "invalid_request_error", "invalid_json_schema", "response_format")
+                return True, None
+        elif not any("json" in message_text(m.get("content")).lower() for m in messages
+                     if isinstance(m, dict)):
+            self.error(ex, 400, "'messages' must contain the word 'json' in some form, to use "
+                       "'response_format' of type 'json_object'.", "invalid_request_error", None, "messages")
+            return True, None
+        return False, schema
+
+    def refuse_format(self, ex: Exchange, name: str) -> None:
+        """The refusal of a server that cannot take this kind of ``response_format``."""
+        style = self.refusal_style or self.error_style
+        detail = {"type": "literal_error", "loc": ("body", "response_format", "type"),
+                  "msg": "Input should be 'text' or 'json_object'", "input": name.split("+")[0],
+                  "ctx": {"expected": "'text' or 'json_object'"}}
+        if name == "json_object+schema":
+            detail = {"type": "extra_forbidden", "loc": ("body", "response_format", "schema"),
+                      "msg": "Extra inputs are not permitted", "input": {}}
+        if style == "llama-cpp-python":
+            message = (f"1 validation error:\n  {detail!r}\n\n  File \"llama_cpp/server/app.py\", "
+                       "line 376, in create_chat_completion\n    POST /v1/chat/completions")
+            ex.send_json({"error": {"message": message, "type": "internal_server_error", "param": None,
+                                    "code": None}}, 500)
+        elif style == "fastapi":
+            ex.send_json({"detail": [{**detail, "loc": list(detail["loc"])}]}, 422)
+        elif name == "json_object+schema":
+            self.error(ex, 400, "Unknown parameter: 'response_format.schema'.", "invalid_request_error",
+                       "unknown_parameter", "response_format.schema")
+        else:
+            kind = name.split("+")[0]
+            self.error(ex, 400, f"Invalid parameter: 'response_format' of type '{kind}' is not supported "
+                       "with this model.", "invalid_request_error", None, "response_format")
 
     def image_model_error(self, ex: Exchange, model: str | None) -> bool:
         return False
