@@ -28,12 +28,14 @@ from ..errors import (
     BindingError,
     BindingTimeout,
     ProtocolError,
+    RequestNotSentError,
     ServerUnreachableError,
     StreamBrokenError,
     UnknownModelError,
 )
 from ..response import Response
 from ..schema import GenerationRequest, ModelInfo
+from ..secret_fields import key_forms
 from ..transport import cancel, retry, statuses, tape
 from ..transport.client import make_client
 from ..transport.framing import EventTooLarge, SSEErrorField, ndjson_lines, sse_data
@@ -145,6 +147,13 @@ class HTTPBinding(Binding):
 
     def _headers(self) -> dict[str, str]:
         if self._api_key:
+            if not self._api_key.isascii():  # httpx would fail with a UnicodeEncodeError
+                raise RequestNotSentError(
+                    f"the API key for {self.name} holds a character outside ASCII, which an HTTP "
+                    "header cannot carry; check that it was copied whole (it is not shown here)",
+                    binding=self.name,
+                    url=self.host,
+                )
             return {"Authorization": f"Bearer {self._api_key}"}
         return {}
 
@@ -284,6 +293,16 @@ class HTTPBinding(Binding):
                     binding=self.name,
                     url=url,
                 ) from None
+            except httpx.LocalProtocolError:
+                # httpx refused our own request before sending it (a header value it
+                # cannot carry): the server was never asked, so it is not "unreachable",
+                # and the exception's text quotes the header, so it is not shown.
+                raise RequestNotSentError(
+                    f"{self.name}: the request to {self.host} could not be sent, as a header holds "
+                    "a character HTTP does not allow; check the API key (it is not shown here)",
+                    binding=self.name,
+                    url=url,
+                ) from None
             except httpx.HTTPError as exc:
                 raise self._unreachable(exc, url) from None
             # httpcore would call the tracer twice per chunk of the body: it is
@@ -320,16 +339,21 @@ class HTTPBinding(Binding):
             answer.pause(seconds)
 
     def _unreachable(self, exc: httpx.HTTPError, url: str) -> ServerUnreachableError:
+        reason = _reason(exc)
+        if self._api_key:  # a library's message never quotes our key, but make sure
+            for form in key_forms(self._api_key):
+                reason = reason.replace(form, "<your key>")
         return ServerUnreachableError(
-            f"cannot reach {self.name} at {self.host} ({_reason(exc)}); {self.start_hint}",
+            f"cannot reach {self.name} at {self.host} ({reason}); {self.start_hint}",
             binding=self.name,
             url=url,
         )
 
     def _status_error(self, response: httpx.Response, body: bytes, url: str) -> BindingError:
         if self._api_key:
-            # Some servers and proxies quote the key they refused; never show it.
-            body = body.replace(self._api_key.encode("utf-8"), b"<your key>")
+            # Some servers and proxies quote the key they refused, raw or escaped; never show it.
+            for form in key_forms(self._api_key):
+                body = body.replace(form.encode("utf-8"), b"<your key>")
         error = statuses.status_error(
             response.status_code,
             body,

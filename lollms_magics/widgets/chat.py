@@ -98,14 +98,19 @@ class ChatPanel(Panel):
         names = [str(f.get("name", "image")) for f in files]
         stopping = threading.Event()  # this answer's own: a later Send never clears it
         previous, self._stopping = self._stopping, stopping
+        # All set before the worker starts: a refusal it shows at once (a key in the
+        # prompt) puts the prompt back, re-enables Send and says why, and must stay so.
+        buttons = self.send.disabled, self.stop.disabled
+        self.say("")
+        self.prompt.value = ""
+        self.send.disabled, self.stop.disabled = True, False
         if not self.worker.start(lambda: self._answer(prompt, images, names, stopping)):
             self._stopping = previous
+            self.prompt.value = prompt
+            self.send.disabled, self.stop.disabled = buttons  # the answer still coming keeps its Stop
             self.say("an answer is still coming: Stop it first", error=True)
             return False
-        self.prompt.value = ""
         self.attach.value = ()
-        self.send.disabled, self.stop.disabled = True, False
-        self.say("")
         return True
 
     def cancel(self) -> None:

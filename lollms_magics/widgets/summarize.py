@@ -170,12 +170,15 @@ class SummarizePanel(Panel):
                 self.result.outputs = (_markdown("".join(pieces) + " ▍"),)
 
         try:
+            source = self.session.load_document(source)  # a key in it is refused before anything is sent
             target = self.session.target()
             self._bindings = [StoppableBinding(self.session.binding(target), stopping)]
             if stopping.is_set():  # Stop came before the bindings were there to cut
                 raise Cancelled()
             options = {"mode": self.mode.value, "instruction": self.instruction.value.strip() or None,
                        "format": self.format.value.strip() or None}
+            for field in ("instruction", "format"):
+                self.session.keys.refuse(options[field] or "", f"the summary's {field}")
             summary = summarize(source, self._bindings, progress=self._progress, stream=stream, **options)
         except Cancelled:
             self.progress.bar_style = "warning"
