@@ -145,6 +145,18 @@ class KeyStore:
         """True when ``text`` contains a known key in any spelling (it would be sent and saved)."""
         return any(form in text for form in self._forms())
 
+    def first_holding_secret(self, texts: Iterable[str]) -> int | None:
+        """The position of the first of ``texts`` that holds a known key, or None.
+
+        :meth:`holds_secret` over many texts (the prompts of a mapped cell), with
+        the keys looked up once rather than once per text.
+        """
+        forms = self._forms()
+        for position, text in enumerate(texts):
+            if any(form in text for form in forms):
+                return position
+        return None
+
     def refuse(self, text: str, what: str) -> None:
         """Raise :class:`PromptError` when ``text`` holds a known key; ``what`` says where it was found.
 

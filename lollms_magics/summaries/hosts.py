@@ -13,6 +13,14 @@ the embedded llama.cpp model serializes its own calls. An interrupt (or a
 failure, or a Stop) ends the run: the calls in flight are cancelled, the
 idle workers are woken and leave, and :func:`run_jobs` returns within a
 second without waiting for answers that would never be used.
+
+:func:`run_jobs` is all or nothing (a summary needs every part);
+:func:`run_each` runs independent jobs (one prompt over many items, see
+:mod:`lollms_magics.core.mapping`) on the same workers: a job that failed
+on every host it may try is given to ``on_failed`` and the others go on,
+and an error that blames the request rather than the host (``job_errors``,
+a 400 say) is given up at once, neither retried elsewhere nor counted
+against the host.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from typing import Any, Generic, TypeVar
 from ..errors import BindingError, BindingTimeout, ServerUnreachableError
 from .calls import Cancelled
 
-__all__ = ["Host", "run_jobs", "run_on_first"]
+__all__ = ["Host", "run_each", "run_jobs", "run_on_first"]
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -61,16 +69,28 @@ class _Run(Generic[J, R]):
     """The shared state of one batch of jobs; ``changed`` wakes the idle workers."""
 
     def __init__(
-        self, hosts: Sequence[Host], jobs: Sequence[J], cancel: threading.Event, stop: Callable[[], None]
+        self,
+        hosts: Sequence[Host],
+        jobs: Sequence[J],
+        cancel: threading.Event,
+        stop: Callable[[], None],
+        on_failed: Callable[[int, BindingError], bool] | None = None,
+        job_errors: tuple[type[BindingError], ...] = (),
     ) -> None:
         self.hosts = list(hosts)
         self.jobs = jobs
         self.cancel = cancel
         self.stop = stop
+        self.on_failed = on_failed  # None: a job that fails for good fails the run
+        self.job_errors = job_errors
         self.pending: deque[int] = deque(range(len(jobs)))
-        self.failed_on: list[set[int]] = [set() for _ in jobs]  # the places of the hosts that failed each
-        self.attempts = [0] * len(jobs)
+        # The places of the hosts that failed each job; sparse, as most jobs never fail
+        # (a set per job would weigh 20 MB over 100,000 items).
+        self.failed_on: dict[int, set[int]] = {}
+        self.attempts: dict[int, int] = {}
         self.results: dict[int, R] = {}
+        self.keep_results = on_failed is None  # run_each hands results over and keeps none
+        self.settled = 0  # jobs finished or given up
         self.error: BaseException | None = None
         self.changed = threading.Condition()
         self.finished = threading.Event()
@@ -88,8 +108,8 @@ class _Run(Generic[J, R]):
         return None
 
     def _fits(self, index: int, place: int) -> bool:
-        tried = self.failed_on[index]
-        if place not in tried:
+        tried = self.failed_on.get(index)
+        if not tried or place not in tried:
             return True
         # Every host still up has failed this job: it may be tried again where it failed.
         return all(p in tried for p, h in enumerate(self.hosts) if not h.down)
@@ -98,23 +118,46 @@ class _Run(Generic[J, R]):
         """A job failed on a host: True when it went back to the list, False when the work failed."""
         with self.changed:
             self.hosts[place].failed(error)
-            self.failed_on[index].add(place)
-            self.attempts[index] += 1
+            tried = self.failed_on.setdefault(index, set())
+            tried.add(place)
+            self.attempts[index] = self.attempts.get(index, 0) + 1
             up = [p for p, h in enumerate(self.hosts) if not h.down]
-            untried = [p for p in up if p not in self.failed_on[index]]
+            untried = [p for p in up if p not in tried]
             if up and (untried or self.attempts[index] < _FAILURES_BEFORE_DOWN):
                 self.pending.appendleft(index)
                 self.changed.notify_all()  # a host's idle workers may take it (or leave: it went down)
                 return True
+        if up and self.on_failed is not None:  # hosts remain for the other jobs
+            return self.give_up(index, error)
         self.fail(error)
         return False
+
+    def give_up(self, index: int, error: BindingError) -> bool:
+        """``on_failed`` keeps a job's failure: True when the run goes on, False when it ended."""
+        assert self.on_failed is not None
+        try:
+            keep_going = self.on_failed(index, error)
+        except BaseException as exc:  # a callback that raised: stop everything
+            self.fail(exc)
+            return False
+        if not keep_going:
+            self.fail(error)
+            return False
+        with self.changed:
+            self.settled += 1
+            last = self.settled == len(self.jobs)
+        if last:
+            self.end()
+        return True
 
     def succeeded(self, index: int, place: int, result: R) -> bool:
         """A job's result; True when it was the last one."""
         with self.changed:
             self.hosts[place].failures = 0
-            self.results[index] = result
-            return len(self.results) == len(self.jobs)
+            if self.keep_results:
+                self.results[index] = result
+            self.settled += 1
+            return self.settled == len(self.jobs)
 
     def end(self) -> None:
         """Every job is done (or the run is abandoned): the idle workers leave."""
@@ -148,8 +191,42 @@ def run_jobs(
     if not jobs:
         return []
     run: _Run[J, R] = _Run(hosts, jobs, cancel, stop or cancel.set)
+    _drive(run, work, on_done, "summarize")
+    return [run.results[i] for i in range(len(jobs))]
+
+
+def run_each(
+    hosts: Sequence[Host],
+    jobs: Sequence[J],
+    work: Callable[[Any, J], R],
+    cancel: threading.Event,
+    *,
+    on_done: Callable[[int, R], None],
+    on_failed: Callable[[int, BindingError], bool],
+    stop: Callable[[], None] | None = None,
+    job_errors: tuple[type[BindingError], ...] = (),
+    name: str = "lollms-each",
+) -> None:
+    """``work(binding, job)`` for every job, spread over ``hosts``, each job on its own.
+
+    Results go to ``on_done(index, result)`` as they come. A job that failed
+    on every host it may try (or raised one of ``job_errors``, which blame the
+    request, not the host) goes to ``on_failed(index, error)``: returning True
+    lets the others go on, False ends the run with that error. Raises like
+    :func:`run_jobs` otherwise: every host down, a Stop (``Cancelled``), an
+    interrupt (within a second), a bug. Workers are threads called ``name-N``.
+    """
+    if not jobs:
+        return
+    run: _Run[J, R] = _Run(hosts, jobs, cancel, stop or cancel.set, on_failed, job_errors)
+    _drive(run, work, on_done, name)
+
+
+def _drive(run: _Run[J, R], work: Callable[[Any, J], R], on_done: Any, name: str) -> None:
+    """Run the workers of ``run`` until every job is settled or the run ends; raise its error."""
+    hosts, cancel = run.hosts, run.cancel
     threads = [
-        threading.Thread(target=_worker, args=(run, place, work, on_done), daemon=True, name=f"summarize-{n}")
+        threading.Thread(target=_worker, args=(run, place, work, on_done), daemon=True, name=f"{name}-{n}")
         for place, host in enumerate(hosts)
         if not host.down
         for n in range(max(1, host.slots))
@@ -170,7 +247,6 @@ def run_jobs(
         _join(threads, _JOIN_SECONDS)
     if run.error is not None:
         raise run.error
-    return [run.results[i] for i in range(len(jobs))]
 
 
 def _join(threads: list[threading.Thread], seconds: float) -> None:
@@ -196,6 +272,10 @@ def _worker(run: _Run[J, R], place: int, work: Callable[[Any, J], R], on_done: A
             if run.cancel.is_set():  # the answer was cut by the stop: not the host's fault
                 run.fail(Cancelled())
                 return
+            if run.on_failed is not None and isinstance(error, run.job_errors):
+                if not run.give_up(index, error):  # the request's own fault: no other host would do better
+                    return
+                continue
             if not run.failed(index, place, error):
                 return
             continue

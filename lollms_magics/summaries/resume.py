@@ -23,7 +23,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CallCache", "call_key", "shared_memory"]
+__all__ = ["CallCache", "Memory", "call_key", "shared_memory"]
 
 _MAX_ENTRIES = 4096  # about 4,000 chunks: a few 500-page documents
 
@@ -62,6 +62,7 @@ class _Memory:
 
 
 _shared = _Memory()
+Memory = _Memory  # a store of its own, for calls kept apart from the summaries' (mapped items)
 
 
 def shared_memory() -> _Memory:
@@ -74,10 +75,11 @@ class CallCache:
 
     ``resume``: True (memory), False (nothing stored, nothing reused), or a
     folder (memory, and one JSON file per call there, which survives the
-    kernel).
+    kernel). ``memory``: the kernel-wide store to use (default: the summaries').
     """
 
-    def __init__(self, resume: bool | str | os.PathLike[str]) -> None:
+    def __init__(self, resume: bool | str | os.PathLike[str], memory: _Memory | None = None) -> None:
+        self.memory = memory if memory is not None else _shared
         self.enabled = resume is not False
         self.folder = Path(resume).expanduser() if isinstance(resume, (str, os.PathLike)) else None
         self.hits = 0
@@ -85,11 +87,11 @@ class CallCache:
     def get(self, key: str) -> dict[str, Any] | None:
         if not self.enabled:
             return None
-        value = _shared.get(key)
+        value = self.memory.get(key)
         if value is None and self.folder is not None:
             value = self._read(key)
             if value is not None:
-                _shared.put(key, value)
+                self.memory.put(key, value)
         if value is not None:
             self.hits += 1
         return value
@@ -97,7 +99,7 @@ class CallCache:
     def put(self, key: str, value: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        _shared.put(key, value)
+        self.memory.put(key, value)
         if self.folder is not None:
             _write(self.folder / f"{key}.json", json.dumps(value, ensure_ascii=False))
 
