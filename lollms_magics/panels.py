@@ -21,7 +21,6 @@ from .widgets import PANELS, open_panel
 if TYPE_CHECKING:
     from .core.session import Session
     from .widgets.chat import ChatPanel
-    from .widgets.common import Panel
     from .widgets.image import ImagePanel
     from .widgets.settings import SettingsPanel
     from .widgets.summarize import SummarizePanel

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.servers import LollmsServer, LollmsWebuiServer, OllamaServer, OpenAIServer
+
 
 def require_embedded_model() -> None:
     """Fail, never skip, when the ``local`` extra is missing.
@@ -20,7 +22,6 @@ def require_embedded_model() -> None:
             pytrace=False,
         )
 
-from tests.servers import LollmsServer, LollmsWebuiServer, OllamaServer, OpenAIServer
 
 
 @pytest.fixture(autouse=True)

@@ -89,9 +89,8 @@ def test_every_import_points_down_or_sideways() -> None:
         if module in SURFACE:
             continue
         for target in imported:
-            if target in SURFACE and target != "lollms_magics":
-                upward.append(f"{module} -> {target}")
-            elif target not in SURFACE and _layer(target) < _layer(module):
+            surface = target in SURFACE and target != "lollms_magics"
+            if surface or (target not in SURFACE and _layer(target) < _layer(module)):
                 upward.append(f"{module} -> {target}")
     assert upward == []
 
@@ -120,7 +119,7 @@ def test_there_is_no_import_cycle() -> None:
             if nxt in SURFACE:
                 continue
             if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt):] + [nxt]
+                cycle = [*stack[stack.index(nxt):], nxt]
                 if len({folder(m) for m in cycle}) > 1:
                     cycles.append(" -> ".join(cycle))
             elif nxt not in state:

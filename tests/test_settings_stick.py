@@ -103,8 +103,8 @@ def test_the_same_prompt_asked_twice_from_python_adds_two_exchanges(openai_serve
         assert session.ask("Continue.").text
     assert [e.prompt for e in session.history()] == ["Continue.", "Continue."]
     lc = LollmsClient(llm_binding_name="openai", host_address=openai_server.url, model_name="test-model")
-    lc.ask("Continue.").text
-    lc.ask("Continue.").text
+    assert lc.ask("Continue.").text
+    assert lc.ask("Continue.").text
     assert len(lc.history()) == 2
 
 
