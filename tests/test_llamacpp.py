@@ -266,4 +266,4 @@ def test_through_the_magics_with_the_automatic_choice(shell: Any) -> None:
     with capture_output() as status:
         shell.run_line_magic("lollms", "status")
     assert "embedded SmolLM2-135M" in status.stdout
-    assert f"of {llamacpp.DEFAULT_CTX} tokens" in status.stdout  # the model's window, not 4096
+    assert f"({llamacpp.DEFAULT_CTX:,}-token window" in status.stdout  # the model's window, not 4096
