@@ -173,6 +173,14 @@ def test_a_constrained_answer_cut_at_its_length_is_repaired(openai_server) -> No
     assert _chat_bodies(openai_server)[1]["response_format"]["type"] == "json_schema"
 
 
+@pytest.mark.parametrize("name", ["openai", "ollama"])
+def test_a_whole_answer_is_read_as_data_too(name: str, openai_server, ollama_server) -> None:
+    server = openai_server if name == "openai" else ollama_server
+    response = Session(name, model="test-model", host=server.url).ask("Ada", schema="name: str", stream=False)
+    assert response.data == {"name": "Ada"}
+    assert server.last_request.json["stream"] is False
+
+
 # -- the loopback servers are faithful to the official clients ------------------------------------
 
 
@@ -303,3 +311,4 @@ def test_llama_cpp_python_server_answers_under_its_schema(llama_server: str) -> 
     assert imitation.json()["error"]["message"].split("\n\n")[0] == first_line
     assert {k: v for k, v in imitation.json()["error"].items() if k != "message"} == {
         k: v for k, v in real.json()["error"].items() if k != "message"}
+
