@@ -30,6 +30,7 @@ requests in flight and returns within a second with what was done.
 
 from __future__ import annotations
 
+import reprlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -41,7 +42,7 @@ from ..options import validate_options
 from ..summaries.calls import Cancelled
 from ..summaries.hosts import Host, run_each
 from ..summaries.resume import CallCache, Memory, call_key
-from .map_items import Items, aligned, filled_prompts, items_of
+from .map_items import Items, aligned, filled_prompts, items_of, pandas_kind
 
 if TYPE_CHECKING:
     from .session import Session
@@ -51,6 +52,9 @@ __all__ = ["MapProgress", "MapResult", "map_memory", "run_map"]
 _MEMORY = Memory(limit=100_000)  # about 50 MB of short answers at most
 _MOST = 512  # requests at once per host (each is a thread)
 _EMIT_EVERY = 0.2  # seconds between two progress events while items finish
+_SHORT = reprlib.Repr()  # a MapResult shows the first results of a long list, not all of them
+_SHORT.maxlist = _SHORT.maxdict = 12
+_SHORT.maxstring = _SHORT.maxother = 120
 
 
 def map_memory() -> Memory:
@@ -103,7 +107,7 @@ class MapProgress:
         return "  ".join(parts)
 
 
-@dataclass
+@dataclass(repr=False)
 class MapResult:
     """The answers of a mapped prompt, in the items' order.
 
@@ -184,6 +188,13 @@ class MapResult:
 
     def __len__(self) -> int:
         return len(self.results)
+
+    def __repr__(self) -> str:
+        head = f"MapResult: {self.done} of {len(self)} done"
+        if self.failed:
+            head += f", {self.failed} failed"
+        shown = self.output()
+        return f"{head}\n{shown!r}" if pandas_kind(shown) else f"{head}\n{_SHORT.repr(shown)}"
 
     def _repr_html_(self) -> str | None:
         shown = self.output()
