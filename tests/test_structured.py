@@ -315,7 +315,9 @@ def ip(lollms_webui_server):
         shell.user_ns.pop(name, None)
 
 
-def test_the_magic_puts_data_in_the_variable_and_shows_a_table(ip, lollms_webui_server) -> None:
+def test_the_magic_puts_data_in_the_variable_and_shows_a_table(ip, lollms_webui_server, monkeypatch) -> None:
+    # The plain table, as in a kernel where pandas was never imported (another test may have).
+    monkeypatch.delitem(__import__("sys").modules, "pandas", raising=False)
     rows = [{"name": "Ada <Lovelace>", "year": 1815}, {"name": "Alan", "year": 1912}]
     lollms_webui_server.reply = lambda prompt: json.dumps({"items": rows})
     with capture_output() as cap:
@@ -327,7 +329,9 @@ def test_the_magic_puts_data_in_the_variable_and_shows_a_table(ip, lollms_webui_
     assert json.loads(final["text/plain"]) == rows
 
 
-def test_the_magic_takes_a_schema_from_a_variable(ip, lollms_webui_server) -> None:
+def test_the_magic_takes_a_schema_from_a_variable(ip, lollms_webui_server, monkeypatch) -> None:
+    # The plain table, as in a kernel where pandas was never imported (another test may have).
+    monkeypatch.delitem(__import__("sys").modules, "pandas", raising=False)
     lollms_webui_server.reply = lambda prompt: '{"title": "Emma", "year": null, "genre": "novel"}'
     ip.user_ns["Book"] = Book
     with capture_output() as cap:
