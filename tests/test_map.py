@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lollms_magics import Session
+from lollms_magics import Session, replay
 from lollms_magics.core.mapping import MapProgress, map_memory
 from lollms_magics.errors import InvalidOptionError, PromptError
 from tests.servers import OpenAIServer
@@ -47,9 +47,15 @@ class ItemServer(OpenAIServer):
         self.reply = lambda prompt: f"label:{prompt}"
         self.delay = 0.0
         self.stall_slow = True
+        self.resets = 0  # connections to cut without an answer, for prompts holding RESET
+        self.listen_queue = 128  # forty workers connect at once
 
     def chat(self, ex: Exchange) -> None:
         prompt = last_user_text((ex.json or {}).get("messages") or [])
+        if "RESET" in prompt and self.resets:
+            self.resets -= 1
+            ex.abort()  # the connection is cut before any answer, as a crashing worker would
+            return
         if "BAD" in prompt:
             self.error(ex, 400, f"cannot read {prompt}", "invalid_request_error")
             return
@@ -183,6 +189,31 @@ def test_concurrency_is_really_in_flight_at_the_server(session: Session, server:
     assert server.max_in_flight == 4  # four at once, never more
 
 
+@pytest.mark.parametrize("recording", [False, True])
+def test_a_second_map_reuses_the_connections_of_the_first(
+    server: ItemServer, recording: bool, tmp_path: Path
+) -> None:
+    # httpx keeps 20 idle connections by default and closes the others; its pool can then
+    # close one it has just handed to a waiting request (encode/httpcore#1110), which fails
+    # with "Bad file descriptor" or hangs until the read timeout. Kept whole, the pool never
+    # closes a connection to make room, and 40 workers reuse the same 40 connections
+    # (a recording wraps the transport: the same holds under it).
+    if recording:
+        replay.record(tmp_path / "run.replay.jsonl")
+    try:
+        s = Session("openai", model="test-model", host=server.url)
+        server.delay = 0.05
+        first = s.map("First {item}", list(range(80)), concurrency=40)
+        second = s.map("Second {item}", list(range(80)), concurrency=40)
+        s.close()
+    finally:
+        replay.stop()
+    assert first.complete and second.complete
+    assert len(server.requests_to("/v1/chat/completions")) == 160
+    peers = {r.peer for r in server.requests_to("/v1/chat/completions")}
+    assert len(peers) <= 40  # each a connection opened; more means some were closed and opened again
+
+
 def test_two_hosts_share_the_items(server: ItemServer) -> None:
     other = serve()
     try:
@@ -212,6 +243,15 @@ def test_a_host_that_is_down_leaves_its_items_to_the_other(server: ItemServer) -
 
 
 # -- failures ----------------------------------------------------------------------------------
+
+
+def test_a_connection_cut_once_does_not_end_the_run(session: Session, server: ItemServer) -> None:
+    server.resets = 1
+    items = ["a", "b", "RESET", "c", "d"]
+    result = session.map("Item {item}", items, concurrency=2)
+    assert result.complete and result.error is None  # the one host was not given up for one cut
+    assert result.results[2] == "label:Item RESET"
+    assert server.prompts().count("Item RESET") == 2
 
 
 def test_a_failed_item_is_kept_with_its_error_and_the_others_go_on(

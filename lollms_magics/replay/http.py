@@ -59,10 +59,15 @@ class TapeTransport(httpx.BaseTransport):
         self._verify = verify
         self._trust_env = trust_env
         self._active = active
+        self._making = threading.Lock()
 
     def _live(self) -> httpx.BaseTransport:
         if self._inner is None:  # built on first need: a pure replay opens no connection
-            self._inner = http_transport(verify=self._verify, trust_env=self._trust_env)
+            # Once, whatever the threads (a mapped cell's first requests come together):
+            # each transport made beside it would be a connection pool of its own, never closed.
+            with self._making:
+                if self._inner is None:
+                    self._inner = http_transport(verify=self._verify, trust_env=self._trust_env)
         return self._inner
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

@@ -20,7 +20,8 @@ second without waiting for answers that would never be used.
 on every host it may try is given to ``on_failed`` and the others go on,
 and an error that blames the request rather than the host (``job_errors``,
 a 400 say) is given up at once, neither retried elsewhere nor counted
-against the host.
+against the host. A host there is given up after two failures in a row
+of any kind: among a thousand requests, one cut connection is not an outage.
 """
 
 from __future__ import annotations
@@ -57,10 +58,11 @@ class Host:
     def label(self) -> str:
         return str(getattr(self.binding, "host", "") or getattr(self.binding, "name", "binding"))
 
-    def failed(self, error: BindingError) -> None:
+    def failed(self, error: BindingError, at_once: bool = True) -> None:
+        """Count a failure; ``at_once``: a host that cannot be reached (or timed out) is down now."""
         self.failures += 1
-        if self.failures >= _FAILURES_BEFORE_DOWN or isinstance(
-            error, (ServerUnreachableError, BindingTimeout)
+        if self.failures >= _FAILURES_BEFORE_DOWN or (
+            at_once and isinstance(error, (ServerUnreachableError, BindingTimeout))
         ):
             self.down = True
 
@@ -117,7 +119,9 @@ class _Run(Generic[J, R]):
     def failed(self, index: int, place: int, error: BindingError) -> bool:
         """A job failed on a host: True when it went back to the list, False when the work failed."""
         with self.changed:
-            self.hosts[place].failed(error)
+            # Independent jobs: one cut connection or one slow answer among many does not
+            # mean the host is gone; two failures in a row (none succeeding between) do.
+            self.hosts[place].failed(error, at_once=self.on_failed is None)
             tried = self.failed_on.setdefault(index, set())
             tried.add(place)
             self.attempts[index] = self.attempts.get(index, 0) + 1

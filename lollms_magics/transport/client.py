@@ -43,7 +43,22 @@ def http_transport(*, verify: bool, trust_env: bool) -> httpx.HTTPTransport:
 
     from . import cancel
 
-    return cancel.install(httpx.HTTPTransport(verify=verify, trust_env=trust_env))
+    return cancel.install(httpx.HTTPTransport(verify=verify, trust_env=trust_env, limits=_limits()))
+
+
+def _limits() -> httpx.Limits:
+    """No cap on connections nor on idle ones (they still close after ``keepalive_expiry``).
+
+    Past httpx's default of 20 idle connections, the pool closes the others,
+    and can close one it has just handed to a waiting request
+    (encode/httpcore#1110), which then fails with "Bad file descriptor" or
+    hangs until its read timeout. Each thread sends one request at a time
+    (``--each --concurrency N``, the summaries' hosts), so there are never
+    more connections than threads.
+    """
+    import httpx
+
+    return httpx.Limits(max_connections=None, max_keepalive_connections=None)
 
 
 def make_client(
@@ -64,6 +79,7 @@ def make_client(
     trust_env = transport is None and not is_local_host(host)
     client = httpx.Client(
         timeout=timeout,
+        limits=_limits(),  # as for a transport of ours, for the transport httpx makes here
         transport=tape.wrap(transport, verify=verify, trust_env=trust_env),
         verify=verify,
         trust_env=trust_env,

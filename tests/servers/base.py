@@ -497,6 +497,9 @@ class LoopbackServer:
     * ``max_in_flight`` - the most requests that were being handled at the same time.
     * ``slots`` - how many generations (``generation_paths``) run at once (None: any);
       ``queued`` - how many wait for a slot now.
+    * ``listen_queue`` - connections the kernel holds before they are accepted (set before
+      ``start``): socketserver's 5 by default, which a test fills to make a connect hang;
+      real servers take far more (uvicorn 2048), as forty clients connecting at once need.
     * ``json_reply`` - when set, ``json_reply(prompt_text, schema)`` is the answer of a request
       that asks for JSON (``schema`` None for plain JSON mode); by default a value of the
       schema made from the prompt (``tests/servers/structured.py``).
@@ -522,6 +525,7 @@ class LoopbackServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.slots: int | None = None
+        self.listen_queue = _HTTPServer.request_queue_size
         self.queued = 0
         self._slots_busy = 0
         self._slot_freed = threading.Condition()
@@ -561,7 +565,14 @@ class LoopbackServer:
     # -- lifecycle
     def start(self, port: int = 0) -> LoopbackServer:
         self._stopping.clear()
-        self._httpd = _HTTPServer(("127.0.0.1", port), _Handler)
+        self._httpd = _HTTPServer(("127.0.0.1", port), _Handler, bind_and_activate=False)
+        self._httpd.request_queue_size = self.listen_queue
+        try:
+            self._httpd.server_bind()
+            self._httpd.server_activate()
+        except BaseException:
+            self._httpd.server_close()
+            raise
         self._httpd.owner = self
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
