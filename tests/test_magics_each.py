@@ -84,6 +84,19 @@ def test_the_out_column_is_written_into_the_frame_lined_up_with_its_index(
     assert len(bars) == 1  # the progress bar beside its line
 
 
+def test_a_terminal_gets_a_text_bar_with_done_failed_and_the_rate(
+    ip: InteractiveShell, server: ItemServer
+) -> None:
+    magics = next(m for m in ip.configurables if isinstance(m, LollmsMagics))
+    magics.stream_to = "stdout"
+    ip.user_ns["items"] = ["a", "BAD", "b"]
+    with capture_output() as cap, pytest.raises(CellFailure):
+        ip.run_cell_magic("lollms", f"--each items -o out {target(server)}", "Say {item}\n")
+    last = cap.stderr.split("\r")[-1]
+    assert last.startswith("[########################] 2/3 done  1 failed")
+    assert "items/s" in last and "in " in last
+
+
 def test_several_columns_come_from_the_schemas_fields(ip: InteractiveShell, server: ItemServer) -> None:
     server.json_reply = lambda prompt, schema: json.dumps(
         {"genre": "novel", "words": len(prompt.split()), "mood": "calm"}
