@@ -417,6 +417,40 @@ def test_generate_structured_content_gives_none_when_the_answer_never_fits(lollm
         lc.generate_structured_content("Ada", template=42)
 
 
+def test_generate_structured_content_takes_the_schema_second_as_lollms_client_1_9_orders_it(
+    lollms_webui_server,
+) -> None:
+    lollms_webui_server.reply = lambda prompt: GOOD
+    lc = LollmsClient("lollms", lollms_webui_server.url)
+    schema = as_schema(SHORT).json_schema
+    # 1.9: (prompt, schema, images, system_prompt, max_retries, auto_continue_on_truncation)
+    assert lc.generate_structured_content("Ada", schema, None, "You read notes.", 3,
+                                          auto_continue_on_truncation=True) == json.loads(GOOD)
+    sent = lollms_webui_server.last_request.json["prompt"]
+    assert sent.startswith("!@>system: You read notes.") and '"sentiment"' in sent
+    assert lc.generate_structured_content("Ada", json.dumps(schema)) == json.loads(GOOD)
+    # 1.7: (prompt, images, schema): the images' place holds a list, the schema stays third.
+    assert lc.generate_structured_content("Ada", [], schema) == json.loads(GOOD)
+
+
+def test_generate_structured_content_pydantic_gives_an_instance_or_none(lollms_webui_server) -> None:
+    import pydantic  # the test extra brings it (openai and ollama's clients need it)
+
+    class Person(pydantic.BaseModel):
+        name: str
+        year: int
+
+    answers = iter(['{"name": "Ada", "year": 1815}', '{"name": "Ada"}', '{"name": "Ada"}'])
+    lollms_webui_server.reply = lambda prompt: next(answers)
+    lc = LollmsClient("lollms", lollms_webui_server.url)
+    person = lc.generate_structured_content_pydantic("Ada, born 1815", Person)
+    assert isinstance(person, Person) and (person.name, person.year) == ("Ada", 1815)
+    with pytest.warns(LollmsMagicsWarning, match="year"):  # the answer and its repair lack the year
+        assert lc.generate_structured_content_pydantic("Ada", Person(name="x", year=1)) is None
+    with pytest.raises(TypeError, match="Pydantic"):
+        lc.generate_structured_content_pydantic("Ada", dict)
+
+
 # -- cheap to import ------------------------------------------------------------------
 
 

@@ -70,9 +70,11 @@ _UNUSED = frozenset({
     "ttv_bindings_dir", "ttm_bindings_dir", "mcp_bindings_dir", "models_path", "n_threads",
     "user_name", "ai_name",
 })
-# Keyword arguments of generate_text that have no use here (n_threads: the server decides).
+# Keyword arguments of generate_text that have no use here (n_threads: the server decides;
+# auto_continue_on_truncation, lollms-client 1.9's: a structured answer cut short is repaired anyway).
 _IGNORED_GENERATE = frozenset({
-    "n_threads", "split", "user_keyword", "ai_keyword", "think", "reasoning_effort", "reasoning_summary",
+    "auto_continue_on_truncation", "n_threads", "split", "user_keyword", "ai_keyword", "think",
+    "reasoning_effort", "reasoning_summary",
     "videos",
 })
 
@@ -342,7 +344,10 @@ class LollmsClient(Session):
         text; a dict of properties alone is wrapped into an object), or the
         0.x ``template`` / ``output_format``, an example of the answer (see
         :mod:`lollms_magics.compat.structured`); a dataclass, a pydantic model
-        or a short form ``"name: str, age: int"`` work too. ``kwargs`` are
+        or a short form ``"name: str, age: int"`` work too. The arguments are
+        1.7's order, ``(prompt, images, schema, ...)``; a schema given second,
+        as 1.9 orders them (``(prompt, schema, images, ...)``), is read as the
+        schema. ``kwargs`` are
         generation options (``n_predict``, ``temperature``...) and
         ``callback`` / ``streaming_callback`` (called as for
         :meth:`generate_text`, a failure as ``MSG_TYPE_EXCEPTION``).
@@ -357,8 +362,9 @@ class LollmsClient(Session):
         ``ValueError`` (``TypeError`` for a template that is not JSON), as in lollms-client.
         """
         from ..core.schemas import as_schema
-        from .structured import course_schema
+        from .structured import course_order, course_schema
 
+        images, schema = course_order(images, schema)
         callback = kwargs.pop("callback", None) or kwargs.pop("streaming_callback", None)
         options = {k: v for k, v in kwargs.items() if k not in _IGNORED_GENERATE and k != "debug"}
         # Read first, outside the try: lollms-client raises for a schema it cannot read.
@@ -373,6 +379,24 @@ class LollmsClient(Session):
         if isinstance(answer, dict):  # the error dict of a failure
             return _structured_failure(answer)
         return getattr(response, "data", None)
+
+    def generate_structured_content_pydantic(
+        self, prompt: str, pydantic_model: Any, images: Sequence[Any] | None = None,
+        system_prompt: str | None = None, max_retries: int = 1, use_override: bool = False, **kwargs: Any,
+    ) -> Any:
+        """An instance of ``pydantic_model`` (a class, or the class of an instance) from the answer, or None.
+
+        lollms-client's spelling and return values; the answer is asked for
+        and checked as :meth:`generate_structured_content` does, with the
+        model's JSON Schema. Raises ``TypeError`` when ``pydantic_model`` is
+        not a pydantic model, as lollms-client does.
+        """
+        from .structured import pydantic_class
+
+        model = pydantic_class(pydantic_model)
+        data = self.generate_structured_content(prompt, images, model, system_prompt, max_retries,
+                                                use_override, **kwargs)
+        return None if data is None else model.model_validate(data)
 
     # -- models and tokens ----------------------------------------------------------
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["course_schema", "schema_of_template"]
+__all__ = ["course_order", "course_schema", "pydantic_class", "schema_of_template"]
 
 # The type a template's string value may name (lollms-client's examples write "string", "integer").
 _NAMED = {
@@ -23,6 +23,27 @@ _NAMED = {
     "number": "number", "float": "number", "boolean": "boolean", "bool": "boolean",
     "array": "array", "list": "array", "object": "object", "dict": "object",
 }
+
+
+def course_order(images: Any, schema: Any) -> tuple[Any, Any]:
+    """``(images, schema)`` in 1.7's order, whichever order the call used.
+
+    lollms-client 1.7 takes ``(prompt, images, schema, ...)`` and 1.9
+    ``(prompt, schema, images, ...)``. Images are a list (or None), never a
+    dict, JSON text or a class, so a schema in the images' place is moved.
+    """
+    swapped = isinstance(images, (dict, str, type))
+    if swapped and (schema is None or isinstance(schema, (list, tuple))):
+        return schema, images
+    return images, schema
+
+
+def pydantic_class(model: Any) -> Any:
+    """The pydantic model class of ``model`` (a class or an instance), else ``TypeError``."""
+    cls = model if isinstance(model, type) else type(model)
+    if not all(callable(getattr(cls, name, None)) for name in ("model_json_schema", "model_validate")):
+        raise TypeError("pydantic_model must be a Pydantic BaseModel class or instance")
+    return cls
 
 
 def course_schema(schema: Any, template: Any) -> Any:
