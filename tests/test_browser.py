@@ -204,7 +204,10 @@ def test_panels_in_jupyterlab_stream_an_answer_and_leave_a_keyless_record(
     assert "application/vnd.jupyter.widget-state+json" in nb["metadata"]["widgets"]  # state was saved
     outputs = [[o.get("data", {}) for o in c.get("outputs", [])] for c in nb["cells"]]
     markdown = [[data.get("text/markdown", "") for data in cell] for cell in outputs]
-    assert any(text.startswith("**lollms settings**: `openai` · model `test-model`") for text in markdown[1])
+    # One settings line, replaced by each Use: the settings in force when saved (the last Use chose `slow`).
+    settings_lines = [text for text in markdown[1] if text.startswith("**lollms settings**")]
+    assert len(settings_lines) == 1
+    assert settings_lines[0].startswith("**lollms settings**: `openai` · model `slow`")
     chat_records = [text for text in markdown[2] if text.startswith("**You:**")]
     assert len(chat_records) == 2 and f"Echo: {PROMPT}" in chat_records[0]
     stopped = chat_records[1]
