@@ -119,6 +119,18 @@ def test_out_var_holds_the_results_shaped_like_the_items(ip: InteractiveShell, s
     assert list(table.index) == [101, 205, 333] and list(table.columns) == ["result", "error"]
 
 
+def test_a_glob_of_files_gives_each_files_text_keyed_by_its_path(
+    ip: InteractiveShell, server: ItemServer, tmp_path: Path
+) -> None:
+    (tmp_path / "one.txt").write_text("the first ticket", encoding="utf-8")
+    (tmp_path / "two.txt").write_text("the second ticket", encoding="utf-8")
+    cell(ip, f"--each {tmp_path}/*.txt -o tickets {target(server)}", "Triage: {item}\n")
+    assert ip.user_ns["tickets"] == {
+        str(tmp_path / "one.txt"): "label:Triage: the first ticket",
+        str(tmp_path / "two.txt"): "label:Triage: the second ticket",
+    }
+
+
 def test_without_out_the_cells_value_is_the_map_result(ip: InteractiveShell, server: ItemServer) -> None:
     ip.user_ns["words"] = {"a": "sun", "b": "moon"}
     value, _ = cell(ip, f"--each words {target(server)}", "Rhyme with {item}\n")

@@ -334,6 +334,9 @@ def test_progress_counts_done_failed_and_the_rate(session: Session, server: Item
     assert last.phase == "done" and (last.done, last.failed, last.total) == (3, 1, 4)
     assert last.rate is not None and last.rate > 0
     assert "3/4 done  1 failed" in last.line()
+    ongoing = [e for e in events if e.phase == "item" and e.done + e.failed < 4]
+    assert ongoing and ongoing[0].seconds_left is not None
+    assert ongoing[0].line().endswith(" left")  # e.g. "1/4 done  12.3 items/s  0:00 left"
 
 
 # -- refused before anything is sent --------------------------------------------------------------
@@ -377,3 +380,32 @@ def test_a_schema_gives_one_column_per_field(session: Session, server: ItemServe
     assert out.loc["q", "name"] == "Grace" and out.loc["q", "year"] == len("Born: Grace")
     body = server.requests_to("/v1/chat/completions")[0].json
     assert body["response_format"]["type"] == "json_schema"  # the backend's own constraint was asked
+
+
+def test_an_item_whose_answer_never_fits_fails_alone_naming_the_field(server: ItemServer) -> None:
+    def reply(prompt: str, schema: object) -> str:  # "lost", and the repair asked for it, lack the year
+        if "lost" in prompt or "cannot be used" in prompt:
+            return '{"name": "x"}'
+        return json.dumps({"name": prompt.split()[-1], "year": 1900})
+
+    server.json_reply = reply
+    other = serve()
+    other.json_reply = reply
+    try:
+        s = Session("openai", model="test-model")
+        result = s.map("Born: {item}", ["Ada", "lost", "Grace", "Alan"], hosts=[server.url, other.url],
+                       schema="name: str, year: int", concurrency=2)
+        s.close()
+        assert result.results[0] == {"name": "Ada", "year": 1900} and result.results[2:] == [
+            {"name": "Grace", "year": 1900}, {"name": "Alan", "year": 1900}]
+        assert result.error is None and result.failed == 1 and list(result.errors) == [1]
+        message = result.errors[1]
+        assert "\n" not in message and "'year' is a required property" in message
+        # Asked once and repaired once, on one host: the answer is to blame, not the host.
+        asked = [
+            srv.url for srv in (server, other) for r in srv.requests_to("/v1/chat/completions")
+            if "Born: lost" in json.dumps(r.json["messages"])
+        ]
+        assert len(asked) == 2 and asked[0] == asked[1]
+    finally:
+        other.stop()
