@@ -98,7 +98,7 @@ def test_a_variable_name_or_a_path_is_summarized(session, openai_server, tmp_pat
     run(panel)
     assert "The harbour opened in 1852" in str(openai_server.last_request.json["messages"])
     assert panel.summary.chunks == 1 and panel.progress.value == panel.progress.max  # one call: a full bar
-    assert panel.step.value.startswith("done in ")
+    assert ">done in " in panel.status.value and "1 chunk(s), 1 call(s)" in panel.status.value
     path = tmp_path / "notes.txt"
     path.write_text("The lighthouse was lit in 1901 by the keeper Anna.")
     panel.source.value = str(path)
