@@ -24,6 +24,7 @@ from request headers.
         ├── BadRequestError                 the server refused the request (other 4xx)
         ├── ServerError                     5xx, or an error reported in a 200 body
         ├── ProtocolError                   a body that does not follow the protocol
+        │   └── ResponseTooLargeError       a body past the transport's cap (MAX_BODY_BYTES)
         ├── StreamBrokenError               the answer stopped part-way; ``partial_text`` holds what came
         ├── StructuredOutputError           an answer asked for as data that does not fit its schema
         └── UnexpectedError                 a failure the binding did not foresee (a library's, a bug)
@@ -52,6 +53,7 @@ __all__ = [
     "ProtocolError",
     "RateLimitError",
     "RequestNotSentError",
+    "ResponseTooLargeError",
     "ServerError",
     "ServerUnreachableError",
     "StreamBrokenError",
@@ -200,6 +202,10 @@ class ServerError(BindingError):
 
 class ProtocolError(BindingError):
     """Raised when a response does not follow the binding's protocol."""
+
+
+class ResponseTooLargeError(ProtocolError):
+    """Raised when a response body is longer than the transport reads (``MAX_BODY_BYTES``)."""
 
 
 class StreamBrokenError(BindingError):

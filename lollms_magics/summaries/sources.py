@@ -280,7 +280,9 @@ def _load_url(url: str) -> Document:
     # No single wait may outlast the whole download's time.
     connect, read = min(10.0, deadline), min(30.0, deadline)
     try:
-        client = make_client(url, connect_timeout=connect, read_timeout=read, follow_redirects=True)
+        # capped=False: _download counts the body against MAX_SOURCE_BYTES itself.
+        client = make_client(url, connect_timeout=connect, read_timeout=read, follow_redirects=True,
+                             capped=False)
         with client, client.stream("GET", url) as response:
             if response.status_code >= 400:
                 raise DocumentError(f"{url} answered HTTP {response.status_code}; check the address")

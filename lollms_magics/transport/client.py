@@ -69,11 +69,16 @@ def make_client(
     transport: httpx.BaseTransport | None = None,
     verify: bool = True,
     follow_redirects: bool = False,
+    capped: bool = True,
 ) -> httpx.Client:
-    """A client for the server at ``host``; ``read_timeout`` bounds the silence between two pieces."""
+    """A client for the server at ``host``; ``read_timeout`` bounds the silence between two pieces.
+
+    Its bodies are read within :data:`~lollms_magics.transport.bounded.MAX_BODY_BYTES`
+    unless ``capped`` is false, for a reader that counts against a limit of its own.
+    """
     import httpx
 
-    from . import cancel, tape
+    from . import bounded, cancel, tape
 
     timeout = httpx.Timeout(connect=connect_timeout, read=read_timeout, write=30.0, pool=30.0)
     trust_env = transport is None and not is_local_host(host)
@@ -88,6 +93,8 @@ def make_client(
     # Built by httpx, with the proxies of the environment (a transport given to
     # the client would turn those off); then made cancellable in place.
     cancel.install_client(client)
+    if capped:
+        bounded.install_client(client)
     return client
 
 
@@ -99,9 +106,11 @@ def probe_client(timeout: float) -> httpx.Client:
     """
     import httpx
 
-    from . import tape
+    from . import bounded, tape
 
-    return httpx.Client(
+    client = httpx.Client(
         timeout=httpx.Timeout(timeout), trust_env=False, follow_redirects=False,
         transport=tape.wrap(None, verify=True, trust_env=False),
     )
+    bounded.install_client(client)
+    return client
