@@ -112,10 +112,13 @@ def test_streams_and_matches_the_in_process_binding(llama_server: str) -> None:
     # none and it ignores stream_options); its whole answers carry it, counted
     # by llama.cpp as it generated: the in-process count must agree.
     assert response.completion_tokens is None
-    binding.load().reset()
+    # Asked again, both reuse the prefix each evaluated the same way just now
+    # (a reset here would leave the in-process model evaluating from scratch
+    # while the server reuses its cache: a near tie can then flip).
     whole = remote.generate(PROMPT, n_predict=32, stream=False, **SETTINGS)
-    assert whole.text == local.text
-    assert whole.completion_tokens == local.completion_tokens
+    again = binding.generate(PROMPT, n_predict=32, stream=False, **SETTINGS)
+    assert whole.text == again.text
+    assert whole.completion_tokens == again.completion_tokens
     assert whole.completion_tokens is not None and whole.completion_tokens > 3
 
 

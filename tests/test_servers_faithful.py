@@ -281,7 +281,10 @@ def test_stop_ends_a_stall_promptly(openai_server):
 
     t = threading.Thread(target=reader)
     t.start()
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10  # on a loaded machine the request may take a while to arrive
+    while not openai_server.requests_to("/v1/chat/completions") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.1)  # into the stall
     t0 = time.monotonic()
     openai_server.stop()
     t.join(3)
