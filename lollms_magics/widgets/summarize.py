@@ -208,6 +208,9 @@ class SummarizePanel(Panel):
         except LollmsMagicsError as exc:
             self._end(run, str(exc), "danger", error=True)
             return
+        except Exception as exc:  # a bug, said in the panel rather than lost in the worker thread
+            self._end(run, f"unexpected error: {type(exc).__name__}: {exc}", "danger", error=True)
+            return
         finally:
             self._bindings = []
             self.start.disabled, self.stop.disabled = False, True

@@ -104,8 +104,12 @@ class BackendChoice:
         name, _, host = self.chosen()
         try:
             target = self.session.target(name, None, host)
-            binding = self.session.binding(target)
-            seen = _Seen(target.name, binding.host, target.model, _known_ctx(binding))
+            # A binding of its own, never used to send: opening the panel leaves the session's as they are.
+            binding = get_binding(target.name, target.host, target.model, self.session.keys.get(target.name))
+            try:
+                seen = _Seen(target.name, binding.host, target.model, _known_ctx(binding))
+            finally:
+                binding.close()
         except LollmsMagicsError as exc:
             if asked == self._asked:
                 problem = self.session.keys.redact(str(exc))
