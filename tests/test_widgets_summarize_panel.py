@@ -241,7 +241,7 @@ def test_another_backend_and_host_chosen_in_the_panel_do_the_work(
     panel.choice.backend.value = "ollama"
     panel.choice.host.value = ollama_server.url
     assert panel.choice.wait()
-    assert "uses ollama · model test-model:latest, the server&#x27;s first · " in panel.choice.uses.value
+    assert "uses ollama · model test-model:latest, the first listed · " in panel.choice.uses.value
     listed = [value for _, value in panel.choice.model.options]
     assert listed == ["", "test-model:latest", "vision-model:latest"]
     panel.source.value = "report"

@@ -124,7 +124,7 @@ class BackendChoice:
         if asked != self._asked:  # another backend or host was chosen meanwhile
             return
         if seen.default_model is None and found:
-            seen.default_model = f"{found[0]}, the server's first"
+            seen.default_model = f"{found[0]}, the first listed"
         elif seen.default_model is not None:
             seen.default_model = listed_as(seen.default_model, found) or seen.default_model
         self._seen = seen
