@@ -294,7 +294,7 @@ def test_resume_on_disk_survives_the_memory(server: OpenAIServer, tmp_path: Any)
 def test_a_looping_answer_is_cut_and_not_carried_forward(server: OpenAIServer) -> None:
     loop = "the committee met and the committee met again and " * 60
     server.reply = lambda prompt: ("- " + loop) if "Part 2 of" in prompt else note_reply(prompt)
-    result = summarize(make_document(sections=30), binding_for(server), mode="sequential", ctx_size=2000)
+    result = summarize(make_document(sections=20), binding_for(server), mode="sequential", ctx_size=4096)
     assert result.complete and result.chunks > 3
     assert result.looped == 1  # cut as soon as it repeated itself
     assert result.steps[1] == ""  # and nothing of it kept

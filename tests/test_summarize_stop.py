@@ -111,7 +111,8 @@ def long_notes(prompt: str) -> str:
     """A note per sentence of a part (so the notes need merging); a short list for a merge."""
     if "Merge these notes" in prompt:
         return "- the merged notes say the committee met"
-    return "\n".join(f"- the committee met in the harbour town, says {i}" for i in part_ids_of(prompt)
+    # Not words of the part: a copy would be cut from the notes (summaries.copies).
+    return "\n".join(f"- a meeting was held, as line {i} records" for i in part_ids_of(prompt)
                      if i.startswith("S0"))
 
 
@@ -121,7 +122,7 @@ def test_an_interrupt_during_a_merge_round_with_idle_workers_is_as_quick() -> No
     server.is_slow = lambda prompt: "Merge these notes" in prompt
     server.start()
     try:
-        result = summarize(make_document(sections=12), binding_for(server), mode="map-reduce", ctx_size=700,
+        result = summarize(make_document(sections=36), binding_for(server), mode="map-reduce", ctx_size=700,
                            concurrency=8)
         returned = time.perf_counter()
     finally:

@@ -37,8 +37,14 @@ numbers, dates and places explicitly and never carry a broken answer
 forward. With several hosts or a server that batches, only map-reduce runs
 in parallel.
 
-Without ``format``, the summary ends with the key facts the notes recorded
-(:mod:`.facts`); with a format, the model's text is the whole summary.
+Notes are bounded in proportion to their part (about 1/32 of its tokens,
+:meth:`.budget.Budget.notes_for`), so the notes of the whole document
+usually fit the final call without merging, and what a note copied from its
+part is dropped before the notes are merged (:mod:`.copies`). Without
+``format``, the summary ends with key facts from every part in proportion,
+taken from the notes and from each part's own sentences with its most
+particular names and numbers (:mod:`.facts`); with a format, the model's
+text is the whole summary.
 
 A document that fits one request is summarized by that request alone.
 Large deployments: point the ``openai`` binding at a vLLM cluster or an
@@ -155,7 +161,17 @@ def summarize(
     tracker = Tracker(progress, len(chunks), lambda: caller.figures.completion_tokens)
     if whole:
         tracker.total = tracker.chunk = 1  # one call reads the chunk and writes the summary
-    work = Work(hosts, caller, budget, tracker, instruction, format, stream, document=document.text)
+    work = Work(
+        hosts,
+        caller,
+        budget,
+        tracker,
+        instruction,
+        format,
+        stream,
+        document=document.text,
+        document_tokens=document_tokens,
+    )
     result = Summary(
         "", mode=chosen, chunks=len(chunks), source=document.name, notices=list(document.notices)
     )

@@ -10,6 +10,7 @@ a context too small for the prompts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..errors import InvalidOptionError
@@ -29,6 +30,14 @@ _MIN_TEXT = 64  # a request leaving less room than this for text is pointless
 # document in prompt tokens), 17 with 768 (but 1.64 times).
 DEFAULT_CHUNK = 1200
 _TOKENS_PER_BULLET = 32
+# Notes on a part may take this share of the part's tokens, or more on a short document
+# (up to a quarter of the final call's room in all). Writing is what costs on a local server
+# (a token written takes 2-4 times a token read), and a small model asked for 300 tokens
+# of notes copies its part until the limit: on the 40-fact benchmark document SmolLM2-135M
+# wrote 11,500 tokens of notes, a third of the document, for 1.6 times the floor
+# (benchmarks/README.md). At 1/32 the notes are about 3% of the document.
+NOTES_SHARE = 1 / 32
+_MIN_NOTE = 24  # tokens: room for one short statement with its name or number
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,20 @@ class Budget:
     n_predict_final: int  # the summary
     bullets: int  # key points asked per chunk
     overlap: int
+
+    def notes_for(self, part_tokens: int, document_tokens: int) -> int:
+        """``n_predict`` of the notes on one part: in proportion to the part.
+
+        A share of the part's tokens (:data:`NOTES_SHARE`, more when the whole
+        document's notes would still fill less than a quarter of the final call),
+        at least :data:`_MIN_NOTE` and at most ``n_predict_step``.
+        """
+        share = max(NOTES_SHARE, self.final_input / (4 * max(1, document_tokens)))
+        return max(_MIN_NOTE, min(self.n_predict_step, math.ceil(part_tokens * share)))
+
+    def bullets_for(self, n_predict: int) -> int:
+        """Bullet points asked for in ``n_predict`` tokens of notes (two at least: a fact and its context)."""
+        return max(2, min(self.bullets, n_predict // 20))
 
     def merge_output(self, input_tokens: int) -> int:
         """``n_predict`` of a merge: half its input (so rounds shrink), within sane bounds."""

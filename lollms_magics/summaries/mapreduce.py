@@ -1,7 +1,9 @@
 """Map-reduce: notes on every chunk independently, then merged and summarized.
 
 Each chunk is read once, with only a short fixed prompt around it, and
-answered with a bounded bullet list; up to ``concurrency`` chunks per host
+answered with a bullet list bounded in proportion to the chunk; what the
+answer copied from the chunk is cut (:mod:`.copies`) and a point an earlier
+chunk's notes already made is left out; up to ``concurrency`` chunks per host
 are in flight at once (threads; see :mod:`.hosts`). The notes are then
 merged in as many rounds as the context needs (:func:`.work.combine`) and
 the final call writes the summary.
@@ -21,8 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from .hosts import run_jobs
-from .prompts import instruction_lines, notes_prompt
-from .quality import is_degenerate, key_points
+from .quality import normalized
 from .work import NOTE_STOPS, Work, as_bullets, combine, write_final
 
 __all__ = ["map_reduce"]
@@ -32,20 +33,37 @@ def map_reduce(work: Work, chunks: list[str], notes: dict[int, str]) -> str:
     """Summarize ``chunks``; ``notes`` is filled as chunks finish (kept on an interrupt)."""
     total = len(chunks)
 
+    work.texts = chunks
+
     def read(binding: Any, index: int) -> str:
-        prompt = notes_prompt(chunks[index], index + 1, total, work.instruction, work.budget.bullets)
-        answer = work.caller.call(binding, prompt, work.budget.n_predict_step, NOTE_STOPS)
-        points = key_points(answer.text, echo=instruction_lines(prompt))
-        if is_degenerate(answer.text, points):
-            return ""  # a loop or an echo: nothing of it reaches the summary
-        return as_bullets(points)
+        prompt, size = work.notes_prompt_for(index)
+        answer = work.caller.call(binding, prompt, size, NOTE_STOPS)
+        return as_bullets(work.new_points(index, answer, prompt))
 
     def done(index: int, text: str) -> None:
         notes[index] = text
         work.tracker.step("chunk", index + 1)
 
     work.tracker.emit("start")
-    results = run_jobs(work.hosts, list(range(total)), read, work.caller.cancel, done, work.caller.stop)
+    results = _once(
+        run_jobs(work.hosts, list(range(total)), read, work.caller.cancel, done, work.caller.stop)
+    )
     work.steps.extend(results)
     merged = combine(work, results)
     return write_final(work, merged, parts=results).text
+
+
+def _once(notes: list[str]) -> list[str]:
+    """Each note without the points an earlier part's note already made (a small model repeats
+    the same line about every part); the final call reads each point once."""
+    seen: set[str] = set()
+    kept: list[str] = []
+    for note in notes:
+        lines = []
+        for line in note.splitlines():
+            key = normalized(line)
+            if key and key not in seen:
+                seen.add(key)
+                lines.append(line)
+        kept.append("\n".join(lines))
+    return kept

@@ -26,6 +26,7 @@ _NON_WORD = re.compile(r"[^\w]+")
 _WINDOW = 80
 _EVERY = 40
 _MIN_TEXT = 240
+_LINE_WINDOW = 40  # a line whose last 40 characters already appear in it loops
 
 
 class RunawayGuard:
@@ -80,8 +81,10 @@ def key_points(answer: str, known: Iterable[str] = (), echo: Iterable[str] = ())
 
     Lines are stripped of their bullet marks; a line seen before in the same
     answer, present in ``known`` (already normalized), or copied from the
-    prompt's ``echo`` lines is dropped, as are lines of fewer than 3 words.
-    A paragraph answer without bullets gives its sentences.
+    prompt's ``echo`` lines is dropped, as are lines of fewer than 3 words
+    and lines that repeat themselves (a loop cut by the length limit before
+    the :class:`RunawayGuard` saw it). A paragraph answer without bullets
+    gives its sentences.
     """
     seen = set(known)
     echoed = {normalized(e) for e in echo}
@@ -92,11 +95,16 @@ def key_points(answer: str, known: Iterable[str] = (), echo: Iterable[str] = ())
     for line in lines:
         text = _BULLET.sub("", line).strip().strip("*").strip()
         key = normalized(text)
-        if len(key.split()) < 3 or key in seen or key in echoed:
+        if len(key.split()) < 3 or key in seen or key in echoed or _loops(key):
             continue
         seen.add(key)
         points.append(text)
     return points
+
+
+def _loops(key: str) -> bool:
+    """True when the last stretch of a (normalized) line already appears earlier in it."""
+    return len(key) >= 2 * _LINE_WINDOW and key[-_LINE_WINDOW:] in key[:-_LINE_WINDOW]
 
 
 def is_degenerate(answer: str, points: list[str]) -> bool:

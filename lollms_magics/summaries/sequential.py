@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .calls import Answer
 from .hosts import run_on_first
-from .prompts import instruction_lines, notes_prompt
-from .quality import is_degenerate, key_points, normalized
+from .quality import normalized
 from .work import NOTE_STOPS, Work, as_bullets, combine, merge_notes, write_final
 
 __all__ = ["sequential"]
@@ -36,18 +36,17 @@ def sequential(work: Work, chunks: list[str], memory: list[str]) -> str:
     total = len(chunks)
     known = {normalized(p) for p in memory}
     parts: list[str] = []  # each chunk's new points, for the key facts at the end
+    work.texts = chunks
     work.tracker.emit("start")
-    for index, chunk in enumerate(chunks):
+    for index in range(total):
         view = _recent(memory, work.budget.memory, work)
-        prompt = notes_prompt(chunk, index + 1, total, work.instruction, work.budget.bullets, view)
+        prompt, size = work.notes_prompt_for(index, view)
 
-        def read(binding: Any, prompt: Any = prompt) -> str:
-            return work.caller.call(binding, prompt, work.budget.n_predict_step, NOTE_STOPS).text
+        def read(binding: Any, prompt: Any = prompt, size: int = size) -> Answer:
+            return work.caller.call(binding, prompt, size, NOTE_STOPS)
 
-        text = run_on_first(work.hosts, read)
-        points = key_points(text, known, echo=instruction_lines(prompt))
-        if is_degenerate(text, points):
-            points = []  # not carried forward: later calls must not copy a loop or an echo
+        answer = run_on_first(work.hosts, read)
+        points = work.new_points(index, answer, prompt, known)
         memory.extend(points)
         known.update(normalized(p) for p in points)
         work.steps.append(as_bullets(points))

@@ -11,16 +11,18 @@ round shrinks and the loop ends.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .budget import Budget
 from .calls import Answer, Caller
+from .copies import cut_copies
 from .facts import HEADING, key_facts
 from .hosts import Host, run_jobs, run_on_first
 from .progress import Tracker
-from .prompts import combine_prompt, final_prompt, instruction_lines
+from .prompts import Prompt, combine_prompt, final_prompt, instruction_lines, notes_prompt
 from .quality import is_degenerate, key_points
 
 __all__ = ["NOTE_STOPS", "Work", "as_bullets", "combine", "merge_notes", "single_call", "write_final"]
@@ -28,6 +30,7 @@ __all__ = ["NOTE_STOPS", "Work", "as_bullets", "combine", "merge_notes", "single
 # Stop sequence of a notes call: a wide blank gap means the list is over. (Not the "<<<"
 # markers: small models often open their answer by echoing them.)
 NOTE_STOPS = ("\n\n\n",)
+_SENTENCE_END = re.compile(r"[.!?…][\"'”»)*]*$")
 _MAX_ROUNDS = 12
 
 
@@ -45,6 +48,29 @@ class Work:
     steps: list[str] = field(default_factory=list)
     final_text: str = ""  # what the final call wrote so far (kept on an interrupt)
     document: str = ""  # the text summarized: the key facts' numbers and names are checked against it
+    document_tokens: int = 0
+    texts: list[str] = field(default_factory=list)  # each part's text, for the key facts
+
+    def notes_prompt_for(self, index: int, memory: str = "") -> tuple[Prompt, int]:
+        """The notes prompt of part ``index`` (0-based) and its ``n_predict``, in proportion to the part."""
+        part = self.texts[index]
+        size = self.budget.notes_for(self.count(part), self.document_tokens or self.count(self.document))
+        prompt = notes_prompt(
+            part, index + 1, len(self.texts), self.instruction, self.budget.bullets_for(size), memory
+        )
+        return prompt, size
+
+    def new_points(self, index: int, answer: Answer, prompt: Prompt, known: Iterable[str] = ()) -> list[str]:
+        """The usable points of a notes ``answer`` on part ``index``: none for a loop or an echo,
+        what they copied from the part cut away (:mod:`.copies`), and the last line left out
+        when the length limit cut it in the middle of a sentence."""
+        text = answer.text
+        if answer.finish_reason == "length" and not _SENTENCE_END.search(text.rstrip()):
+            text = text.rstrip().rpartition("\n")[0]
+        points = key_points(text, known, echo=instruction_lines(prompt))
+        if is_degenerate(text, points):
+            return []  # not carried forward: later calls must not copy a loop or an echo
+        return cut_copies(points, self.texts[index])
 
     def count(self, text: str) -> int:
         return self.caller.counter.estimate(text)
@@ -145,8 +171,11 @@ def write_final(work: Work, notes: str, *, whole: bool = False, parts: list[str]
     answer = run_on_first(work.hosts, attempt)
     # Small models open (or close) their answer with the prompt's markers; they are not the summary.
     answer.text = "\n".join(ln for ln in answer.text.splitlines() if ln.strip() not in ("<<<", ">>>")).strip()
+    texts = work.texts or None
     facts = (
-        key_facts(parts, work.budget.n_predict_final, work.count, answer.text, work.document) if parts else []
+        key_facts(parts, work.budget.n_predict_final, work.count, answer.text, work.document, texts)
+        if parts
+        else []
     )
     if facts and work.output_format is None:
         block = f"\n\n{HEADING}\n" + as_bullets(facts)
