@@ -1,23 +1,31 @@
-"""The chat panel: the conversation, a prompt box, Send and Stop, image attachments.
+"""The chat panel: the conversation, a question box, Send and Stop, image attachments.
+
+Each exchange is kept once: as the Markdown output it leaves in the cell
+(the record a saved notebook keeps and a static viewer shows), updated in
+place while the answer streams. In JupyterLab and Notebook 7 the panel's
+conversation box (:class:`ChatBox`, a small anywidget module) shows those
+outputs inside the panel, capped in height, hides them below it, and keeps
+the newest text in view unless the user scrolled up; the widget state holds
+none of the text. Ctrl/Cmd+Enter or Shift+Enter in the question box sends.
 
 The answer streams in a worker thread, so the kernel runs other cells
 meanwhile; the browser gets at most one update every ``interval`` seconds
-(however many pieces arrive), rendered as Markdown by the frontend. Stop
-cancels the answer (``Response.cancel()``, safe from any thread) and the
-text so far stays. The conversation is the session's: exchanges made by
-``%%lollms`` cells show here, and the next cell continues what was said
-here. Each exchange also leaves its Markdown in the cell's output (the
-record a saved notebook keeps).
+(however many pieces arrive). Stop cancels the answer (``Response.cancel()``,
+safe from any thread) and the text so far stays. The conversation is the
+session's: the next ``%%lollms`` cell continues what was said here, and a
+panel opened on a conversation says how many exchanges it continues.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from typing import TYPE_CHECKING, Any
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
-from ..errors import LollmsMagicsError
-from .common import Panel, Throttle, markdown_bundle
+from ..errors import LollmsMagicsError, MissingDependencyError
+from .common import Panel, Throttle
 
 if TYPE_CHECKING:
     from ..response import Response
@@ -25,6 +33,11 @@ if TYPE_CHECKING:
 __all__ = ["ChatPanel", "exchange_markdown"]
 
 _CURSOR = " ▍"
+_CSS = """
+.lollms-chat-box { max-height: 480px; overflow-y: auto; padding: 0 8px;
+  border: 1px solid var(--jp-border-color2, #ddd); }
+.lollms-chat-entry + .lollms-chat-entry { border-top: 1px solid var(--jp-border-color3, #eee); }
+"""
 
 
 def exchange_markdown(prompt: str, answer: str, who: str, images: list[str] | None = None,
@@ -48,6 +61,28 @@ def figures(response: Response) -> str:
     return " · ".join(parts)
 
 
+def _one_line(text: str, limit: int = 60) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+@cache
+def chat_box_class() -> type:
+    """The conversation box's widget class (anywidget is imported when a chat panel is first built)."""
+    try:
+        import anywidget
+    except ImportError as exc:
+        raise MissingDependencyError("the chat panel needs anywidget: pip install anywidget") from exc
+
+    class ChatBox(anywidget.AnyWidget):  # type: ignore[misc]
+        """Shows the cell's exchange records inside the panel (see chat_box.js); holds no text itself."""
+
+        _esm = (Path(__file__).parent / "chat_box.js").read_text(encoding="utf-8")
+        _css = _CSS
+
+    return ChatBox
+
+
 class ChatPanel(Panel):
     """Talk with the session's backend; ``interval`` bounds the browser updates (seconds)."""
 
@@ -56,12 +91,12 @@ class ChatPanel(Panel):
 
     def _build(self) -> list[Any]:
         w = self.w
-        box = w.Layout(border="1px solid #ddd", padding="4px", max_height="480px", overflow="auto")
-        self.conversation = w.Output(layout=box)
-        self.answer = w.Output()
-        self.prompt = w.Textarea(placeholder="Ask something, then Send", rows=3,
+        self.box = chat_box_class()()
+        self.prompt = w.Textarea(placeholder="Ask something (Ctrl+Enter or Shift+Enter sends)", rows=3,
                                  layout=w.Layout(width="100%"))
-        self.send = w.Button(description="Send", button_style="primary", icon="paper-plane")
+        self.prompt.add_class("lollms-question")
+        self.send = w.Button(description="Send", button_style="primary", icon="paper-plane",
+                             tooltip="send the question (Ctrl+Enter or Shift+Enter in the box)")
         self.stop = w.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
         self.clear = w.Button(description="New conversation", tooltip="forget the conversation")
         self.attach = w.FileUpload(accept="image/*", multiple=True, description="Image")
@@ -70,21 +105,28 @@ class ChatPanel(Panel):
         self.send.on_click(lambda _: self.ask())
         self.stop.on_click(lambda _: self.cancel())
         self.clear.on_click(lambda _: self._new())
-        self.show_history()
-        return [w.HTML("<b>lollms chat</b>"), self.conversation, self.answer, self.prompt,
+        self.box.on_msg(self._on_box_message)
+        return [w.HTML("<b>lollms chat</b>"), self.box, self.prompt,
                 w.HBox([self.send, self.stop, self.attach, self.clear]), self.status]
 
-    def show_history(self) -> None:
-        """Show the session's conversation (exchanges from cells and panels alike)."""
-        entries = [
-            exchange_markdown(e.prompt, e.answer, e.backend or "model",
-                              [f"{len(e.images)} image(s)"] if e.images else None)
-            for e in self.session.history()
-        ]
-        self.conversation.outputs = tuple(_output(text) for text in entries)
+    def _ipython_display_(self) -> None:
+        super()._ipython_display_()
+        earlier = self.session.history()
+        if earlier:  # the exchanges are in the cells that made them: say what this one continues
+            asked = " · ".join(f"“{_one_line(e.prompt)}”" for e in earlier[-5:])
+            more = "… " if len(earlier) > 5 else ""
+            self.record.markdown(self.session.keys.redact(
+                f"*continues a conversation of {len(earlier)} exchange(s): {more}{asked}; "
+                "New conversation starts afresh*"))
+
+    def _on_box_message(self, _widget: Any, content: dict[str, Any], _buffers: Any) -> None:
+        """Ctrl/Cmd+Enter or Shift+Enter in the question box: send what it holds."""
+        if isinstance(content, dict) and content.get("event") == "send":
+            self.prompt.value = str(content.get("text", ""))
+            self.ask()
 
     def ask(self) -> bool:
-        """Send the prompt box (what Send does); False when nothing was sent."""
+        """Send the question box (what Send does); False when nothing was sent."""
         prompt = self.prompt.value.strip()
         if not prompt:
             self.say("write a prompt first", error=True)
@@ -122,13 +164,12 @@ class ChatPanel(Panel):
 
     def _new(self) -> None:
         self.session.reset()
-        self.show_history()
-        self.say("new conversation")
+        self.say("")
+        self.record.markdown("*new conversation: what was said above is forgotten*")
 
     def _answer(self, prompt: str, images: list[bytes], names: list[str], stopping: threading.Event) -> None:
-        """Ask and stream the answer into the panel (runs in the worker thread)."""
-        self._live(prompt, _CURSOR, "…", names)
-        try:
+        """Ask and stream the answer into the exchange's record (runs in the worker thread)."""
+        try:  # refused at once (a key in the prompt): nothing was sent, nothing is recorded
             response = self.session.ask(prompt, images=images or None, key=f"panel-chat:{uuid.uuid4().hex}")
         except LollmsMagicsError as exc:
             self._give_back(prompt, exc)
@@ -137,51 +178,49 @@ class ChatPanel(Panel):
         if stopping.is_set():  # Stop came while the request was being made
             response.cancel()
         who = f"{response.binding}:{response.model}" if response.model else response.binding
+        name = f"exchange-{uuid.uuid4().hex}"  # one output per exchange, updated in place
+        self._show(name, exchange_markdown(prompt, _CURSOR, who, names))
         throttle, pieces = Throttle(self.interval), []
         error: LollmsMagicsError | None = None
         try:
             for piece in response:
                 pieces.append(piece)
                 if throttle.due():
-                    self._live(prompt, "".join(pieces) + _CURSOR, who, names)
+                    self._show(name, exchange_markdown(prompt, "".join(pieces) + _CURSOR, who, names))
         except LollmsMagicsError as exc:
             error = exc
         finally:
             self._response = None
-        self._finish(prompt, response, who, names, error)
+        self._finish(name, prompt, response, who, names, error)
 
-    def _finish(self, prompt: str, response: Response, who: str, names: list[str],
+    def _finish(self, name: str, prompt: str, response: Response, who: str, names: list[str],
                 error: LollmsMagicsError | None) -> None:
-        if error is not None and not response.text:
-            self._give_back(prompt, error)
+        # The record's last line says how the answer ended, once: no second line in the status.
+        meta = cast("dict[str, Any]", self.session.keys.redact_data({**response.metadata(), "panel": "chat"}))
+        if error is not None and not response.text:  # nothing came: the question goes back in the box
+            self._show(name, exchange_markdown(prompt, f"*not answered: {error}*", who, names), meta)
+            if not self.prompt.value:
+                self.prompt.value = prompt
+            self._ready()
             return
         note = figures(response)
         if error is not None:
             note += f" · incomplete: {error}"
         elif not response.done:
             note += " · stopped: the answer was cut short"
-        text = self.session.keys.redact(exchange_markdown(prompt, response.text, who, names, note))
-        self.answer.outputs = ()
-        self.conversation.outputs = (*self.conversation.outputs, _output(text))
-        meta = self.session.keys.redact_data({**response.metadata(), "panel": "chat"})
-        self.record.markdown(text, {"lollms_magics": meta})
-        if error is not None:
-            self.fail(error)
-        else:
-            self.say("stopped; the text so far is kept" if not response.done else "")
+        self._show(name, exchange_markdown(prompt, response.text, who, names, note), meta)
         self._ready()
 
+    def _show(self, name: str, text: str, meta: dict[str, Any] | None = None) -> None:
+        self.record.markdown(self.session.keys.redact(text), {"lollms_magics": meta} if meta else None,
+                             replace=name)
+
     def _give_back(self, prompt: str, error: LollmsMagicsError) -> None:
-        """No answer came: the prompt goes back in the box, to fix or resend, and the error shows."""
-        self.answer.outputs = ()
+        """Refused before sending: the prompt goes back in the box, to fix or resend, and the reason shows."""
         if not self.prompt.value:
             self.prompt.value = prompt
         self.fail(error)
         self._ready()
-
-    def _live(self, prompt: str, answer: str, who: str, names: list[str]) -> None:
-        text = self.session.keys.redact(exchange_markdown(prompt, answer, who, names))
-        self.answer.outputs = (_output(text),)
 
     def _ready(self) -> None:
         self.send.disabled, self.stop.disabled = False, True
@@ -189,8 +228,3 @@ class ChatPanel(Panel):
     def _unexpected(self, exc: BaseException) -> None:
         self.fail(exc)
         self._ready()
-
-
-def _output(markdown: str) -> dict[str, Any]:
-    """An Output widget's entry that the frontend renders as Markdown."""
-    return {"output_type": "display_data", "data": markdown_bundle(markdown), "metadata": {}}
