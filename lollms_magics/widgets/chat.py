@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 __all__ = ["ChatPanel", "exchange_markdown"]
 
 _CURSOR = " ▍"
+# The box scrolls itself (chat_box.js): the browser's scroll anchoring could move a reader's
+# view when the entry streaming in is replaced by its next copy.
 _CSS = """
-.lollms-chat-box { max-height: 480px; overflow-y: auto; padding: 0 8px;
+.lollms-chat-box { max-height: 480px; overflow-y: auto; padding: 0 8px; overflow-anchor: none;
   border: 1px solid var(--jp-border-color2, #ddd); }
 .lollms-chat-entry + .lollms-chat-entry { border-top: 1px solid var(--jp-border-color3, #eee); }
 """

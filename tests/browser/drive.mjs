@@ -194,7 +194,8 @@ try {
     await page.waitForTimeout(600);
     seen.partial = await live.innerText();
     const position = () => box.evaluate((el) => ({
-      top: el.scrollTop, from_bottom: el.scrollHeight - el.scrollTop - el.clientHeight, height: el.scrollHeight }));
+      top: el.scrollTop, from_bottom: el.scrollHeight - el.scrollTop - el.clientHeight, height: el.scrollHeight,
+      chars: el.textContent.length }));
     seen.streaming = await position(); // followed: at the bottom while it streams
     await box.hover();
     await page.mouse.wheel(0, -600); // the user scrolls up to read
