@@ -41,6 +41,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -220,6 +221,54 @@ def run_client(client: str, host: str, doc: Path, out_dir: Path, args: argparse.
     return result
 
 
+_PERF = re.compile(
+    r"prompt eval time =\s*([\d.]+) ms /\s*(\d+) tokens.*?\n.*?eval time =\s*([\d.]+) ms /\s*(\d+) runs"
+)
+
+
+def server_rates(log_text: str) -> dict[str, float]:
+    """What llama.cpp's own timings say: milliseconds per prompt token read and per token written.
+
+    llama-cpp-python's server prints ``llama_perf_context_print`` lines after
+    every request (prompt eval time over the tokens it evaluated, eval time over
+    the tokens it wrote); they are summed over the lines of one run.
+    """
+    read_ms = read_tokens = write_ms = write_tokens = 0.0
+    for match in _PERF.finditer(log_text):
+        read_ms, read_tokens = read_ms + float(match[1]), read_tokens + int(match[2])
+        write_ms, write_tokens = write_ms + float(match[3]), write_tokens + int(match[4])
+    return {
+        "read_ms_per_token": read_ms / read_tokens if read_tokens else 0.0,
+        "write_ms_per_token": write_ms / write_tokens if write_tokens else 0.0,
+        "read_tokens": read_tokens,
+        "write_tokens": write_tokens,
+    }
+
+
+def floor_figures(
+    rates: dict[str, float], doc_tokens: int, summary_tokens: int, wall: float
+) -> dict[str, Any]:
+    """The floor: the server's time to read the document once and write the summary the client got.
+
+    Priced at the run's own rates (same server, same load, same minutes). Those
+    rates are read on the client's parts, which are shorter than a whole
+    window and so cheaper per token than the pieces a floor run would read:
+    the floor is, if anything, low, and the ratio high.
+    """
+    if not rates.get("read_ms_per_token"):
+        return {}
+    read = doc_tokens * rates["read_ms_per_token"] / 1000
+    floor = read + summary_tokens * rates["write_ms_per_token"] / 1000
+    floor_1024 = read + 1024 * rates["write_ms_per_token"] / 1000
+    return {
+        "rates": rates,
+        "floor_s": floor,
+        "x_floor": wall / floor,
+        "floor_1024_s": floor_1024,
+        "x_floor_1024": wall / floor_1024,
+    }
+
+
 def busy_time(records: list[Record], start: float, end: float) -> float:
     """Seconds of ``start``..``end`` during which the server had at least one request in hand."""
     total, until = 0.0, start
@@ -258,6 +307,8 @@ def figures(
         "wall_s": wall,
         "facts_kept": kept_tokens(text, tokens),
         "summary_tokens": tok.count(text),
+        # The last call writes the summary (for every client here); the others write notes.
+        "final_tokens": tok.count(chats[-1].answer) if chats else 0,
     }
 
 
@@ -282,17 +333,26 @@ def run_server(
     try:
         for client in args.clients:
             print(f"[{time.strftime('%H:%M:%S')}] {name}: {client} ...", flush=True)
+            log = work / "llama-server.log"
+            log_start = log.stat().st_size if llama is not None else 0
             try:
                 answer = run_client(client, server.url, doc_path, work, args)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 print(f"  failed: {exc}", flush=True)
                 continue
             records = server.recorder.between(answer["start"], answer["end"])
+            found = figures(answer, records, tok, doc_tokens, tokens)
+            if llama is not None:
+                time.sleep(0.5)  # the server prints its timings just after the last byte
+                with log.open("rb") as fh:
+                    fh.seek(log_start)
+                    rates = server_rates(fh.read().decode("utf-8", "replace"))
+                found.update(floor_figures(rates, doc_tokens, found["final_tokens"], found["wall_s"]))
             result = {
                 "server": name,
                 "client": client,
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                **figures(answer, records, tok, doc_tokens, tokens),
+                **found,
                 "summary": answer["text"],
                 "reported": answer.get("reported"),
                 "steps": answer.get("steps"),
@@ -309,7 +369,8 @@ def run_server(
 
 HEADER = (
     "| server | client | calls | prompt tokens sent | completion tokens (cut at limit) "
-    "| server s | client overhead s | wall s | facts kept |\n|---|---|--:|--:|--:|--:|--:|--:|--:|"
+    "| server s | client overhead s | wall s | × floor | facts kept |\n"
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
 )
 
 
@@ -317,8 +378,14 @@ def row(r: dict[str, Any]) -> str:
     return (
         f"| {r['server']} | {r['client']} | {r['calls']} | {r['prompt_tokens']:,} ({r['prompt_x_doc']:.2f}×) "
         f"| {r['completion_tokens']:,} ({r['cut_at_limit']}) | {r['server_s']:.1f} | {r['overhead_s']:.2f} "
-        f"| {r['wall_s']:.1f} | {len(r['facts_kept'])} / 40 |"
+        f"| {r['wall_s']:.1f} | {_ratio(r)} | {len(r['facts_kept'])} / 40 |"
     )
+
+
+def _ratio(r: dict[str, Any]) -> str:
+    if "x_floor" not in r:
+        return ""
+    return f"{r['x_floor']:.2f} (floor {r['floor_s']:.0f} s; {r['x_floor_1024']:.2f} with 1,024)"
 
 
 def report(out_dir: Path) -> None:
