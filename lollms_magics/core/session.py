@@ -33,8 +33,10 @@ from .history import Conversation, Exchange, answer_reserve, counter_for, histor
 from .imaging import ImageChoice
 from .interpolate import DEFAULT_LIMIT, fill
 from .keys import KeyStore, declared_key_variables
+from .sent import SentRequest
 from .status import Status, safe_host
 from .target import Target
+from .usage import UsageLog
 
 if TYPE_CHECKING:
     from ..bindings.base import Binding
@@ -94,6 +96,8 @@ class Session:
         self._chosen: Target | None = None
         self._auto: Target | None = None
         self.last: Target | None = None  # the backend the last prompt went to
+        self.last_request: SentRequest | None = None  # what it was sent (%lollms sent)
+        self.usage = UsageLog()  # tokens, calls and time per backend and model (%lollms usage)
         self._bindings: dict[tuple[Any, ...], Binding] = {}
         self._images = ImageChoice(self.keys, lambda: self.auto_timeout)
         if binding and binding.lower() != "auto":
@@ -283,6 +287,13 @@ class Session:
             raise
         response.notes.extend(notes)
         self.last = target
+        self.last_request = SentRequest(
+            target.name, response.model, getattr(chosen, "host", None) or None,
+            ([{"role": "system", "content": sent_system}] if sent_system else []) + messages,
+            dict(response.options), stream, list(response.ignored_options),
+            spec.wire if spec is not None else None,
+        )
+        response.on_finish(lambda r: self.usage.record(r, target.name))
         if history:
             response.on_finish(lambda r: self._record(r, key, prompt, encoded, target))
         response.on_finish(lambda r: self._after(r, target))

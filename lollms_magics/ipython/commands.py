@@ -225,7 +225,7 @@ COMMANDS: dict[str, Command] = {
 # %load_ext stays light: name -> module of this package.
 LAZY: dict[str, str] = {
     "image": "image", "tti": "image", "summarize": "summarize", "panel": "panel",
-    "record": "replay", "replay": "replay",
+    "record": "replay", "replay": "replay", "sent": "inspection", "usage": "inspection",
 }
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Bool, CaselessStrEnum, Float, Int, Unicode, default, observe
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, Unicode, default, observe
 
 from ..core.history import cell_key
 from ..core.interpolate import DEFAULT_LIMIT, lookup
@@ -77,6 +77,11 @@ class LollmsMagics(Magics):
     fill_limit = Int(DEFAULT_LIMIT, help="Characters one {variable} may bring into a prompt.").tag(
         config=True
     )
+
+    prices = Dict(
+        help="Your prices, model (or binding:model) -> (input, output) per million tokens, for the cost "
+        "column of %lollms usage; none are built in (they go stale).",
+    ).tag(config=True)
 
     @default("default_binding")
     def _binding_from_env(self) -> str:
