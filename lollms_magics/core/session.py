@@ -29,6 +29,7 @@ from ..errors import (
 )
 from ..images import ImageInput, encode_image
 from ..options import validate_options
+from .docs import DocsIndex
 from .history import Conversation, Exchange, answer_reserve, counter_for, history_window
 from .imaging import ImageChoice
 from .interpolate import DEFAULT_LIMIT, fill
@@ -96,6 +97,7 @@ class Session:
         self._chosen: Target | None = None
         self._auto: Target | None = None
         self.last: Target | None = None  # the backend the last prompt went to
+        self.docs = DocsIndex()  # the indexes of the documents asked about (docs=), kept across questions
         self.last_request: SentRequest | None = None  # what it was sent (%lollms sent)
         self.usage = UsageLog()  # tokens, calls and time per backend and model (%lollms usage)
         self._bindings: dict[tuple[Any, ...], Binding] = {}
@@ -233,6 +235,7 @@ class Session:
         history: bool = True,
         new: bool = False,
         schema: Any = None,
+        docs: Any = None,
         **options: Any,
     ) -> Response:
         """Send ``prompt`` after the conversation so far; returns the streaming :class:`Response`.
@@ -251,6 +254,11 @@ class Session:
         then has ``.data``, the parsed and checked value; an answer that does
         not fit even when asked again raises
         :class:`~lollms_magics.errors.StructuredOutputError` as it is read.
+
+        ``docs`` answers from documents: a source as :meth:`summarize` takes
+        (a file, folder, glob, URL, text, DataFrame), whose chunks best
+        matching the prompt are sent with labels the answer cites (see
+        :mod:`lollms_magics.core.docs`); ``response.passages`` lists them.
         """
         checked = {**self.options, **validate_options(options)}
         spec = None
@@ -272,7 +280,14 @@ class Session:
         # that names itself (a notebook cell) replaces its earlier exchange.
         key = key or f"ask:{next(_ASKED)}"
         sent_system = system if spec is None else instructions(spec, system)  # as counted for the window
-        messages, notes = self._messages(chosen, target, key, prompt, sent_system, checked, history, notes)
+        sent_prompt, passages = prompt, None
+        if docs is not None:
+            from .docs import prompt_with_docs
+
+            sent_prompt, passages = prompt_with_docs(self, chosen, prompt, sent_system, checked, docs)
+        messages, notes = self._messages(
+            chosen, target, key, sent_prompt, sent_system, checked, history, notes
+        )
         if encoded:
             messages[-1]["images"] = encoded
         try:
@@ -286,6 +301,8 @@ class Session:
             self._forget_auto(target)
             raise
         response.notes.extend(notes)
+        if passages is not None:
+            response.passages = passages  # type: ignore[attr-defined]  # shown under the answer
         self.last = target
         self.last_request = SentRequest(
             target.name, response.model, getattr(chosen, "host", None) or None,

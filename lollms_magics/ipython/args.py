@@ -67,6 +67,9 @@ def _prompt_parser() -> Parser:
     add("--concurrency", type=int, metavar="N", help="with --each: requests at once per host (default 1)")
     add("--hosts", metavar="URL,URL", help="with --each: servers of the same binding sharing the items")
     add("--fail-fast", action="store_true", help="with --each: stop at the first item that fails")
+    add("--docs", metavar="SOURCE",
+        help="answer from documents: a file, folder, glob, URL or variable (as summarize takes); the "
+             "passages matching the question are sent, cited in the answer and listed under it")
     add("--debug", action="store_true", help="show the traceback of errors")
     p.epilog = (
         "--schema's short form: fields NAME: TYPE separated by commas (quote a NAME with spaces); TYPE is "

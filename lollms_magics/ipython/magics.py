@@ -24,13 +24,14 @@ from ..core.interpolate import DEFAULT_LIMIT, lookup
 from ..core.session import ENV_BINDING, ENV_HOST, ENV_MODEL, Session, Target, default_session
 from ..core.structured import StructuredResponse
 from ..errors import (
+    DocumentError,
     InvalidImageError,
     InvalidOptionError,
     LollmsMagicsError,
     PromptError,
     UnknownBindingError,
 )
-from . import commands
+from . import commands, docs_view
 from .args import parse_prompt
 from .display import FORMATS, LiveAnswer, first_code_block, has_rich_display
 from .failure import CellFailure
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["LollmsMagics"]
 
 _UNSET = object()
-_USER_ERRORS = (InvalidOptionError, InvalidImageError, PromptError, UnknownBindingError)
+_USER_ERRORS = (InvalidOptionError, InvalidImageError, PromptError, UnknownBindingError, DocumentError)
 
 
 @magics_class
@@ -210,6 +211,7 @@ class LollmsMagics(Magics):
                 source, binding=args.binding, model=args.model, host=args.host, system=args.system,
                 images=images, stream=not args.no_stream,
                 namespace=None if args.raw else self.ip.user_ns, key=key, new=args.new, schema=schema,
+                docs=docs_view.source_of(self.ip.user_ns, args.docs) if args.docs else None,
                 **{k: v for k, v in options.items() if v is not None},
             )
         finally:
@@ -223,6 +225,7 @@ class LollmsMagics(Magics):
         if images:
             extra["images"] = len(images)
         text = self._stream(response, args, extra)
+        docs_view.show_passages(response, text, self._rich(), self.session.keys.redact)
         if fmt == "code" and key not in self._code_cells and response.done and schema is None:
             self._code_cells.add(key)
             self.ip.set_next_input(first_code_block(text))

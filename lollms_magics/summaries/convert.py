@@ -91,8 +91,12 @@ def full_pdf_pipeline_available() -> str | None:
     return f"the PDF layout model ({LAYOUT_MODEL}) is not on this machine"
 
 
-def read_pdf(path: Path, notices: list[str]) -> str:
-    """The text of a PDF: docling's full pipeline when it can run, else the text layer."""
+def read_pdf(path: Path, notices: list[str], pages: list[str] | None = None) -> str:
+    """The text of a PDF: docling's full pipeline when it can run, else the text layer.
+
+    ``pages`` receives the text of each page when the text layer is read (docling's
+    Markdown has no page breaks).
+    """
     missing = full_pdf_pipeline_available()
     if missing is None:
         try:
@@ -105,10 +109,10 @@ def read_pdf(path: Path, notices: list[str]) -> str:
         "For full PDF conversion run 'docling-tools models download' once where Hugging Face is "
         "reachable and set DOCLING_ARTIFACTS_PATH to that folder."
     )
-    return _pdf_text_layer(path)
+    return _pdf_text_layer(path, pages if pages is not None else [])
 
 
-def _pdf_text_layer(path: Path) -> str:
+def _pdf_text_layer(path: Path, pages: list[str]) -> str:
     try:
         pdfium = importlib.import_module("pypdfium2")
     except ImportError:
@@ -119,7 +123,6 @@ def _pdf_text_layer(path: Path) -> str:
         pdf = pdfium.PdfDocument(str(path))
     except Exception as exc:  # pypdfium2 raises PdfiumError for a damaged file
         raise DocumentError(f"cannot read {path.name}: it is not a valid PDF ({_one_line(exc)})") from None
-    pages: list[str] = []
     try:
         for index in range(len(pdf)):
             page = pdf[index]

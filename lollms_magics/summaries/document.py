@@ -27,11 +27,20 @@ class Document:
         What it was read from (a file name, a URL, ``"text"``), for messages.
     notices:
         One-line remarks about how it was read, shown to the user.
+    path:
+        The file it was read from, if one (questions over documents watch it for changes).
+    parts:
+        The files' own Documents, when several files were joined (their text repeats this one's).
+    pages:
+        A PDF's pages, when its text layer gave them (questions over documents cite them).
     """
 
     text: str
     name: str = "text"
     notices: list[str] = field(default_factory=list)
+    path: str | None = None
+    parts: list[Document] = field(default_factory=list)
+    pages: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.text)

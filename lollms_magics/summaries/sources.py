@@ -208,7 +208,8 @@ def _load_files(files: Iterable[Path], name: str) -> Document:
 
 def _join(parts: list[Document], name: str) -> Document:
     notices = [n for p in parts for n in p.notices]
-    return Document("\n\n".join(p.text for p in parts), name, notices)
+    files = [q for p in parts for q in p.parts or [p]]  # each file's own Document, for questions
+    return Document("\n\n".join(p.text for p in parts), name, notices, parts=files)
 
 
 def load_file(path: Path) -> Document:
@@ -223,10 +224,11 @@ def load_file(path: Path) -> Document:
             f"({_HERE}.MAX_SOURCE_BYTES); summarize a part of it, or raise that limit"
         )
     notices: list[str] = []
+    pages: list[str] = []
     if suffix in DOCLING_SUFFIXES:
         text = convert_with_docling(path)
     elif suffix == ".pdf":
-        text = read_pdf(path, notices)
+        text = read_pdf(path, notices, pages)
     elif suffix in TEXT_SUFFIXES or _is_text(path):
         text = _read_text(path)
     else:
@@ -236,7 +238,7 @@ def load_file(path: Path) -> Document:
         )
     if not text.strip():
         raise DocumentError(f"{path.name} is empty: there is nothing to summarize")
-    return Document(text, path.name, notices)
+    return Document(text, path.name, notices, path=str(path), pages=pages)
 
 
 def _is_text(path: Path) -> bool:
@@ -355,6 +357,6 @@ def _downloaded(data: bytes, suffix: str, url: str) -> Document:
         path = Path(folder) / f"download{suffix}"
         path.write_bytes(data)
         document = load_file(path)
-    document.name = url
+    document.name, document.path = url, None  # the temporary file is gone
     document.notices = [n.replace(path.name, url) for n in document.notices]
     return document
