@@ -236,6 +236,7 @@ class Session:
         new: bool = False,
         schema: Any = None,
         docs: Any = None,
+        context: Any = None,
         **options: Any,
     ) -> Response:
         """Send ``prompt`` after the conversation so far; returns the streaming :class:`Response`.
@@ -259,6 +260,12 @@ class Session:
         (a file, folder, glob, URL, text, DataFrame), whose chunks best
         matching the prompt are sent with labels the answer cites (see
         :mod:`lollms_magics.core.docs`); ``response.passages`` lists them.
+
+        ``context`` puts the cells just run before the prompt: a number N (the
+        running kernel's last N executed cells, their code and value), a list
+        of :class:`~lollms_magics.core.context.Cell` or ``(code, result)``
+        pairs, or text; it is cut to fit and checked for keys like the prompt
+        (see :mod:`lollms_magics.core.context`).
         """
         checked = {**self.options, **validate_options(options)}
         spec = None
@@ -285,6 +292,9 @@ class Session:
             from .docs import prompt_with_docs
 
             sent_prompt, passages = prompt_with_docs(self, chosen, prompt, sent_system, checked, docs)
+        if context is not None:
+            sent_prompt, cut = self._with_context(chosen, sent_prompt, sent_system, checked, context)
+            notes += cut
         messages, notes = self._messages(
             chosen, target, key, sent_prompt, sent_system, checked, history, notes
         )
@@ -315,6 +325,17 @@ class Session:
             response.on_finish(lambda r: self._record(r, key, prompt, encoded, target))
         response.on_finish(lambda r: self._after(r, target))
         return response
+
+    def _with_context(
+        self, chosen: Binding, prompt: str, system: str | None, options: dict[str, Any], context: Any
+    ) -> tuple[str, list[str]]:
+        """``prompt`` after the cells of ``context`` that fit half of what a prompt may fill."""
+        from .context import context_prompt
+
+        window = history_window(self.context_size, options.get("ctx_size"), chosen.context_size)
+        count = counter_for(chosen)
+        room = window - answer_reserve(window, options.get("n_predict")) - count(prompt) - count(system or "")
+        return context_prompt(prompt, context, max(room // 2, 0), count, self.keys.refuse)
 
     def _prepared(
         self, text: str, namespace: Mapping[str, Any] | None, what: str = "this prompt"

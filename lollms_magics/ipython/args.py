@@ -67,6 +67,10 @@ def _prompt_parser() -> Parser:
     add("--concurrency", type=int, metavar="N", help="with --each: requests at once per host (default 1)")
     add("--hosts", metavar="URL,URL", help="with --each: servers of the same binding sharing the items")
     add("--fail-fast", action="store_true", help="with --each: stop at the first item that fails")
+    add("--context", type=int, metavar="N",
+        help="send the last N executed code cells (their code, and their value as text) before the prompt, "
+             "cut to fit (default: %%config LollmsMagics.context_cells, 0); a kernel sees executed code and "
+             "its values, not Markdown cells, printed output or the order of cells on screen")
     add("--docs", metavar="SOURCE",
         help="answer from documents: a file, folder, glob, URL or variable (as summarize takes); the "
              "passages matching the question are sent, cited in the answer and listed under it")

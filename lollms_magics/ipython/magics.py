@@ -79,6 +79,9 @@ class LollmsMagics(Magics):
         config=True
     )
 
+    context_cells = Int(
+        0, help="Executed cells sent before each prompt (their code and value), as --context N does.",
+    ).tag(config=True)
     prices = Dict(
         help="Your prices, model (or binding:model) -> (input, output) per million tokens, for the cost "
         "column of %lollms usage; none are built in (they go stale).",
@@ -212,6 +215,7 @@ class LollmsMagics(Magics):
                 images=images, stream=not args.no_stream,
                 namespace=None if args.raw else self.ip.user_ns, key=key, new=args.new, schema=schema,
                 docs=docs_view.source_of(self.ip.user_ns, args.docs) if args.docs else None,
+                context=self._context(args.context),
                 **{k: v for k, v in options.items() if v is not None},
             )
         finally:
@@ -267,6 +271,15 @@ class LollmsMagics(Magics):
                 print(f"lollms: {note}", file=sys.stderr)
         if out:
             self.ip.user_ns[out] = live.text if data is _UNSET else data
+
+    def _context(self, n: int | None) -> list[Any] | None:
+        """The cells ``--context N`` (else ``context_cells``) sends: the shell's last executed cells."""
+        from ..core.context import shell_cells
+
+        n = self.context_cells if n is None else n
+        if n < 0:
+            raise UsageError("%lollms: --context needs a number of cells, 0 or more")
+        return shell_cells(self.ip, n) if n else None
 
     def _schema(self, ref: str) -> Any:
         """A ``--schema`` value: a variable holding a schema, else the JSON Schema or short form written."""
