@@ -20,10 +20,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RESULT_LIMIT", "Cell", "context_prompt", "kernel_cells", "shell_cells"]
+__all__ = ["RESULT_LIMIT", "Cell", "context_prompt", "is_lollms_cell", "kernel_cells", "shell_cells"]
 
 RESULT_LIMIT = 2_000  # characters of one cell's value sent; a DataFrame's repr can be huge
 _OWN = re.compile(r"^\s*%%?lollms\b|run_(?:cell|line)_magic\(\s*['\"]lollms['\"]")
+
+
+def is_lollms_cell(code: str) -> bool:
+    """Whether ``code`` is a ``%lollms``/``%%lollms`` cell (as typed or as IPython transformed it)."""
+    return _OWN.search(code) is not None
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ def shell_cells(shell: Any, n: int) -> list[Cell]:
     cells: list[Cell] = []
     for number in range(len(raw) - 2, 0, -1):
         code = raw[number]
-        if not code.strip() or _OWN.search(code):
+        if not code.strip() or is_lollms_cell(code):
             continue
         result = _as_text(outputs[number]) if number in outputs else None
         cells.append(Cell(number, code.rstrip(), result))

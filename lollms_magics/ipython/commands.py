@@ -226,6 +226,7 @@ COMMANDS: dict[str, Command] = {
 LAZY: dict[str, str] = {
     "image": "image", "tti": "image", "summarize": "summarize", "panel": "panel",
     "record": "replay", "replay": "replay", "sent": "inspection", "usage": "inspection",
+    "explain": "explain", "fix": "explain",
 }
 
 

@@ -105,6 +105,10 @@ class LollmsMagics(Magics):
         self._session = session  # None: whatever the kernel's default session is then
         self._code_cells: set[str] = set()  # cells whose -f code already added a cell
         super().__init__(shell, **kwargs)
+        if shell is not None:  # keep the last failing cell, for %lollms explain and fix
+            from .explain import watch
+
+            watch(shell)
 
     @observe(
         "default_binding", "default_model", "default_host", "context_size", "max_history",
