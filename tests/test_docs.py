@@ -185,3 +185,15 @@ def test_a_window_too_small_for_passages_is_a_usage_error(
     with pytest.raises(UsageError, match="left for the documents' passages; raise --ctx-size"):
         ip.run_cell_magic("lollms", line(server, folder), "When was the harbour of Velmora built?")
     assert server.requests == []
+
+
+def test_a_terminal_gets_one_line_of_labels_with_the_cited_marked(
+    ip: InteractiveShell, server: OpenAIServer, folder: Path
+) -> None:
+    ip.lollms.stream_to = "stdout"  # type: ignore[attr-defined]
+    with capture_output() as cap:
+        ip.run_cell_magic("lollms", line(server, folder), "When was the harbour of Velmora built?")
+    label = re.search(r"\[(harbour\.md §\d+)\]", cap.stdout).group(1)  # type: ignore[union-attr]
+    last = cap.stdout.strip().splitlines()[-1]
+    assert last.startswith("passages sent (") and f"[{label}]*" in last
+    assert last.count("*") == 2  # the legend's and the one cited passage's

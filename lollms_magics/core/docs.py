@@ -10,7 +10,7 @@ for a PDF page, ``[notes.md §3]`` for the third chunk of a file.
 The index of a source is kept in the session and re-used across questions;
 a source naming files is read again when one of its files changes (its
 modification time or size), a value (a string, a DataFrame) when its text
-changes. A document holding a known API key is refused before anything is
+changes; a URL is read once per session. A document holding a known API key is refused before anything is
 sent, and so is a passage about to be sent, should a key be added later.
 """
 
