@@ -67,6 +67,7 @@ def _parser() -> Parser:
     p.add_argument("-m", "--model")
     p.add_argument("--host")
     p.add_argument("--debug", action="store_true")
+    p.add_argument("--export", metavar="FILE")  # history's
     return p
 
 
@@ -103,7 +104,7 @@ def run(magics: Magics, line: str, cell: str | None = None) -> bool:
     if len(positional) > high and not has_option:
         return False
     args = _PARSER.parse_args(argv + words)
-    given = [opt for opt in ("binding", "model", "host") if getattr(args, opt) is not None]
+    given = [opt for opt in ("binding", "model", "host", "export") if getattr(args, opt) is not None]
     if not low <= len(args.words) <= high or set(given) - set(cmd.options):
         raise UsageError(f"usage: {cmd.usage}")
     cmd.handler(magics, args, cell)
@@ -152,6 +153,19 @@ def _status(magics: Magics, args: Any, cell: str | None) -> None:
 
 def _history(magics: Magics, args: Any, cell: str | None) -> None:
     exchanges = magics.session.history()
+    if args.export:
+        from ..core.export import export_conversation
+        from ..errors import InvalidOptionError
+
+        try:
+            kind = export_conversation(exchanges, args.export, magics.session.keys.redact)
+        except InvalidOptionError as exc:
+            raise UsageError(f"%lollms history --export: {exc}") from None
+        except OSError as exc:
+            why = f"cannot write {args.export}: {exc.strerror}"
+            raise UsageError(f"%lollms history --export: {why}") from None
+        print(f"lollms: {len(exchanges)} exchange(s) written to {args.export} ({kind})")
+        return
     if not exchanges:
         print("lollms: the conversation is empty")
     for number, exchange in enumerate(exchanges, 1):
@@ -215,7 +229,10 @@ COMMANDS: dict[str, Command] = {
         ("model", "host"),
     ),
     "status": Command(_status, (0, 0), "%lollms status", "what answers, and why it was chosen"),
-    "history": Command(_history, (0, 0), "%lollms history", "show the conversation"),
+    "history": Command(
+        _history, (0, 0), "%lollms history [--export FILE]",
+        "show the conversation, or write it to FILE (.md, .json or .ipynb)", ("export",),
+    ),
     "reset": Command(_reset, (0, 0), "%lollms reset", "start a new conversation"),
     "key": Command(_key, (1, 1), "%lollms key BINDING", "type a binding's API key (hidden)"),
     "help": Command(_help, (0, 0), "%lollms help", "this help"),
