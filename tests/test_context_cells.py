@@ -102,3 +102,11 @@ def test_session_ask_takes_the_kernels_cells_or_given_ones(ip, openai_server):  
     assert "In [7]:\n```python\na = 1\n```\nOut[7]: None" in given
     assert "In [2]:\n```python\nb = 2\n```" in given
     session.close()
+
+
+def test_context_with_each_is_a_usage_error(ip, openai_server):  # noqa: F811
+    ip.user_ns["items"] = ["a", "b"]
+    line = f"-b openai --host {openai_server.url} --each items --context 2"
+    result, _ = run(ip, f"%%lollms {line}\nSay {{item}}")
+    assert "--context goes with one prompt, not with --each" in str(result.error_in_exec)
+    assert openai_server.requests_to("/v1/chat/completions") == []

@@ -127,3 +127,13 @@ def test_usage_reset_counts_from_zero(ip, openai_server):  # noqa: F811
     assert "openai:test-model" in cell(ip, "usage").stdout
     cell(ip, "usage reset")
     assert cell(ip, "usage").stdout == "lollms: no answers yet in this session\n"
+
+
+def test_help_lists_the_new_commands_and_settings(ip):  # noqa: F811
+    text = cell(ip, "help").stdout
+    for usage in ("%lollms sent ", "%lollms usage [reset]", "%lollms explain ", "%lollms fix ",
+                  "%lollms history [--export FILE]"):
+        assert f"\n  {usage}" in text, usage
+    assert "\n  context_cells      0 " in text and "\n  prices             {} " in text
+    context_help = " ".join(text[text.index("--context N"):text.index("--docs")].split())
+    assert "not Markdown cells, printed output or the order of cells on screen" in context_help

@@ -192,6 +192,8 @@ class LollmsMagics(Magics):
         if not source:
             raise UsageError("%lollms: nothing to ask; write a prompt (see %lollms help)")
         if args.each is not None:
+            if args.context:
+                raise UsageError("%lollms: --context goes with one prompt, not with --each")
             from .each import each_command
 
             return each_command(self, args, source)
