@@ -77,3 +77,14 @@ def test_an_error_from_before_the_watch_is_found_through_sys_last_exc(ip, openai
     prompt = sent(openai_server)
     assert f"In [{number}] failed." in prompt and "```python\n1 / 0\n```" in prompt
     assert "ZeroDivisionError: division by zero" in prompt
+
+
+def test_a_key_in_the_failing_cell_is_refused_before_anything_is_sent(ip, openai_server):  # noqa: F811
+    key = "sk-test-explain-0123456789SECRET"
+    ip.lollms.session.set_key("openai", key)
+    run(ip, f"connect({key!r})")  # NameError: the key is in the code
+    number = ip.execution_count - 1
+    result, cap = run(ip, f"%lollms -b openai --host {openai_server.url} explain")
+    assert f"In [{number}] (its code or its error) holds an API key" in str(result.error_in_exec)
+    assert key not in str(result.error_in_exec) + cap.stdout + cap.stderr
+    assert openai_server.requests_to("/v1/chat/completions") == []

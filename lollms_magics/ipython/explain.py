@@ -21,7 +21,10 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from IPython.core.error import UsageError
+
 from ..core.context import is_lollms_cell
+from ..errors import PromptError
 from .commands import COMMANDS, Command, Magics
 
 __all__ = ["Failure", "last_failure", "watch"]
@@ -129,13 +132,19 @@ def _ask(magics: Magics, args: Any, fix: bool) -> None:
     if failure is None:
         print("lollms: no cell has failed yet; run the failing cell, then %lollms explain or %lollms fix")
         return
+    prompt = _prompt(failure, fix)
+    where = f"In [{failure.number}]" if failure.number is not None else "the failing cell"
+    try:
+        magics.session.keys.refuse(prompt, f"{where} (its code or its error)")
+    except PromptError as exc:
+        raise UsageError(f"%lollms: {exc}") from None
     line = ["--raw"]  # code and tracebacks are full of braces: sent as they are
     for flag, value in (("-b", args.binding), ("-m", args.model), ("--host", args.host)):
         if value:
             line += [flag, shlex.quote(value)]
     if fix:
         line += ["-f", "code"]
-    magics.ask(" ".join(line), _prompt(failure, fix))  # type: ignore[attr-defined]  # LollmsMagics
+    magics.ask(" ".join(line), prompt)  # type: ignore[attr-defined]  # LollmsMagics
 
 
 def _explain(magics: Magics, args: Any, cell: str | None) -> None:
