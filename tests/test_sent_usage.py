@@ -137,3 +137,10 @@ def test_help_lists_the_new_commands_and_settings(ip):  # noqa: F811
     assert "\n  context_cells      0 " in text and "\n  prices             {} " in text
     context_help = " ".join(text[text.index("--context N"):text.index("--docs")].split())
     assert "not Markdown cells, printed output or the order of cells on screen" in context_help
+
+
+def test_usage_counts_every_item_of_each(ip, openai_server):  # noqa: F811
+    ip.user_ns["words"] = ["red", "green", "blue"]
+    cell(ip, f"-b openai --host {openai_server.url} --each words --concurrency 2", "Say {item}")
+    calls = usage_rows(cell(ip, "usage").stdout)["openai:test-model"][0]
+    assert calls == len(openai_server.requests_to("/v1/chat/completions")) == 3
