@@ -24,10 +24,13 @@ __all__ = ["DEFAULT_CTX_SIZE", "Budget", "plan_budget"]
 DEFAULT_CTX_SIZE = 2048
 _MIN_TEXT = 64  # a request leaving less room than this for text is pointless
 # Chunks no larger than this unless asked: a small model copies the start of a long
-# chunk instead of taking notes, and loses what stands further in. Measured on the
-# 40-fact benchmark document with SmolLM2-135M (benchmarks/README.md): map-reduce
-# kept 3 of 40 facts with 2,400-token chunks, 11 with 1,200 (at 1.44 times the
-# document in prompt tokens), 17 with 768 (but 1.64 times).
+# chunk instead of taking notes (SmolLM2-135M's notes kept 3 of 40 benchmark facts with
+# 2,400-token chunks, 11 with 1,200, before the notes were bounded). Each chunk also costs
+# its prompt (~80 tokens a server cannot reuse): with notes bounded to 1/32 of their chunk,
+# 1,200-token chunks took 41 calls, 1.13 times the document in prompt tokens and 1.16
+# times the floor; 2,000-token chunks 21 calls, 1.08 and 1.14 times, but on the test
+# document of tests/test_summarize_llama_server.py none of their notes was usable
+# (benchmarks/README.md). The key facts come from every chunk's sentences either way.
 DEFAULT_CHUNK = 1200
 _TOKENS_PER_BULLET = 32
 # Notes on a part may take this share of the part's tokens, or more on a short document
