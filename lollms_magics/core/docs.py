@@ -174,7 +174,8 @@ def docs_prompt(question: str, passages: list[Passage]) -> str:
     """The prompt sent: the instruction, each passage under its label, then the question."""
     example = passages[0].label if passages else "report.pdf p. 4"
     blocks = [_INSTRUCTION.format(example=example)]
-    blocks += [f"[{p.label}]\n{p.text}" for p in passages]
+    # The best passage last, next to the question: small models lean on what they read last.
+    blocks += [f"[{p.label}]\n{p.text}" for p in reversed(passages)]
     if not passages:
         blocks.append("(No passage of the documents shares a word with the question.)")
     blocks.append(f"Question: {question}")
