@@ -114,7 +114,7 @@ def index_time(pages: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--context", type=int, default=4096)
-    parser.add_argument("--pages", type=int, default=1000)
+    parser.add_argument("--pages", type=int, default=1000, help="pages to index (at least 10; 0: none)")
     parser.add_argument("--answers", action="store_true", help="also ask the embedded model each question")
     parser.add_argument("--questions", type=int, default=40, help="with --answers: the first N facts only")
     args = parser.parse_args()
@@ -126,6 +126,8 @@ def main() -> None:
         got = answers(args.context, args.questions)
         print(f"embedded model: {got['correct']} / {got['facts']} answered correctly; "
               f"{got['prompt_tokens']:.0f} prompt tokens and {got['seconds']:.1f} s per question")
+    if args.pages <= 0:
+        return
     timing = index_time(args.pages)
     print(f"{args.pages:,} pages ({timing['words']:,.0f} words): first question (read, chunk, index, rank) "
           f"{timing['first_s']:.1f} s, next question {timing['second_s']:.2f} s")
