@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,8 @@ def test_a_terminal_gets_a_text_bar_with_done_failed_and_the_rate(
     ip.user_ns["items"] = ["a", "BAD", "b"]
     with capture_output() as cap, pytest.raises(CellFailure):
         ip.run_cell_magic("lollms", f"--each items -o out {target(server)}", "Say {item}\n")
-    last = cap.stderr.split("\r")[-1]
+    # The bar redraws itself with \r; the failed item's own line may come after its last redraw.
+    last = [part for part in re.split(r"[\r\n]", cap.stderr) if part.startswith("[")][-1]
     assert last.startswith("[########################] 2/3 done  1 failed")
     assert "items/s" in last and "in " in last
 

@@ -37,3 +37,27 @@ def test_each_replay_file_is_there_small_and_clean(notebook: Path, replay_file: 
     for word in ("authorization", "bearer ", "client_id", "api_key"):
         assert word not in text, f"{replay_file.name} holds {word!r}"
     assert not re.search(r"\bsk-[a-z0-9_-]{16,}", text), f"{replay_file.name} holds an OpenAI-style key"
+
+
+def test_answers_recorded_from_many_threads_are_all_in_the_file(tmp_path: Path) -> None:
+    # Each thread saves the file after adding its answer; an older snapshot written
+    # last would drop the answers added meanwhile (seen with --each --concurrency 3).
+    import threading
+
+    from lollms_magics.replay.cassette import Recorder
+
+    path = tmp_path / "many.replay.jsonl"
+    recorder = Recorder(Cassette(path))
+    start = threading.Barrier(8)
+
+    def record(worker: int) -> None:
+        start.wait()
+        for n in range(25):
+            recorder.add({"key": {"worker": worker, "n": n}, "text": f"{worker}-{n}"})
+
+    threads = [threading.Thread(target=record, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(Cassette.load(path)) == 200

@@ -64,6 +64,9 @@ class Cassette:
         self._answers: dict[str, list[dict[str, Any]]] = {}
         self._served: dict[str, int] = {}
         self._lock = threading.Lock()
+        # One writer at a time: two threads saving at once could otherwise put an older
+        # snapshot over a newer one, and an answer recorded in between would be lost.
+        self._write_lock = threading.Lock()
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Cassette:
@@ -112,20 +115,21 @@ class Cassette:
 
     def save(self) -> None:
         """Write the file (atomically: a reader never sees half of it)."""
-        with self._lock:
-            lines = [json.dumps(_HEADER, ensure_ascii=False)]
-            for answers in self._answers.values():
-                lines.extend(_line(a) for a in answers)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".replay-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write("\n".join(lines) + "\n")
-            os.chmod(temporary, 0o644)  # mkstemp makes it private; the file is meant to be shared
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with self._write_lock:
+            with self._lock:
+                lines = [json.dumps(_HEADER, ensure_ascii=False)]
+                for answers in self._answers.values():
+                    lines.extend(_line(a) for a in answers)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".replay-", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    out.write("\n".join(lines) + "\n")
+                os.chmod(temporary, 0o644)  # mkstemp makes it private; the file is meant to be shared
+                os.replace(temporary, self.path)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
 
 
 class Tape:
