@@ -352,3 +352,24 @@ def test_a_backend_that_fails_mid_run_ends_on_its_error_alone(
     assert not text.startswith(("chunk", "reading", "writing")) and "left" not in text
     assert panel.progress.bar_style == "danger"
     assert "incomplete" in cap.outputs[-1].data["text/markdown"].splitlines()[0]
+
+
+def test_the_model_menu_names_the_model_the_session_changed_to(
+    session: Session, openai_server: OpenAIServer, report: None
+) -> None:
+    # The settings panel (or %lollms use) changes the session's model after the panel opened:
+    # the next run uses it, and the menu's default entry must name it as the "uses" line does.
+    openai_server.models = ["test-model", "other-model"]
+    panel = panels.summarize(session)
+    assert panel.choice.wait()
+    panel.choice.refresh.click()
+    assert panel.choice.wait()
+    assert panel.choice.model.options[0][0] == "default (test-model)"
+    session.use("openai", "other-model", openai_server.url)
+    panel.source.value = "report"
+    with capture_output():
+        assert panel.run()
+        assert panel.wait(30)
+    assert "model other-model" in panel.choice.uses.value
+    assert panel.choice.model.options[0][0] == "default (other-model)"
+    assert panel.choice.model.value == ""  # still the session's, whatever it becomes

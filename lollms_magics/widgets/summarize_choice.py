@@ -139,7 +139,20 @@ class BackendChoice:
         if seen.default_model is None and self._seen is not None and self._seen.name == seen.name:
             seen.default_model = self._seen.default_model  # the server's first, as listed
         self._seen = seen
+        self._relabel()
         self.describe()
+
+    def _relabel(self) -> None:
+        """Name the session's model in the menu's default entry, as the line under it does."""
+        seen = self._seen
+        options = list(self.model.options)
+        if seen is None or not options or options[0][1] != "":
+            return
+        label = f"default ({seen.default_model})" if seen.default_model else "the server's default"
+        if options[0][0] != label:
+            value = self.model.value
+            self.model.options = [(label, ""), *options[1:]]
+            self.model.value = value
 
     def describe(self, problem: str = "") -> None:
         """Say in the line under the choices what the next run uses."""
