@@ -144,3 +144,15 @@ def test_usage_counts_every_item_of_each(ip, openai_server):  # noqa: F811
     cell(ip, f"-b openai --host {openai_server.url} --each words --concurrency 2", "Say {item}")
     calls = usage_rows(cell(ip, "usage").stdout)["openai:test-model"][0]
     assert calls == len(openai_server.requests_to("/v1/chat/completions")) == 3
+
+
+def test_usage_counts_every_call_of_a_summary(ip, openai_server):  # noqa: F811
+    # A document of several parts: one call per part and the merge, each counted as the server saw it.
+    line = "Section {n}. The harbour of town {n} handled {ships} ships in {year}. "
+    ip.user_ns["report"] = "\n\n".join(
+        line.format(n=n, ships=n * 1000, year=1990 + n) * 12 for n in range(12))
+    cell(ip, f"-b openai --host {openai_server.url} summarize report --ctx-size 1024")
+    sent = openai_server.requests_to("/v1/chat/completions")
+    assert len(sent) > 2  # it did need several calls
+    calls = usage_rows(cell(ip, "usage").stdout)["openai:test-model"][0]
+    assert calls == len(sent)

@@ -373,3 +373,18 @@ def test_the_model_menu_names_the_model_the_session_changed_to(
     assert "model other-model" in panel.choice.uses.value
     assert panel.choice.model.options[0][0] == "default (other-model)"
     assert panel.choice.model.value == ""  # still the session's, whatever it becomes
+
+
+def test_the_panels_calls_are_counted_in_the_sessions_usage(
+    session: Session, openai_server: OpenAIServer, report: None
+) -> None:
+    panel = panels.summarize(session)
+    assert panel.choice.wait()
+    panel.source.value = "report"
+    with capture_output():
+        assert panel.run()
+        assert panel.wait(30)
+    sent = openai_server.requests_to("/v1/chat/completions")
+    assert len(sent) > 1
+    counted = [(r.binding, r.model, r.calls) for r in session.usage.rows()]
+    assert counted == [("openai", "test-model", len(sent))]

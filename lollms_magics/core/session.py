@@ -565,7 +565,9 @@ class Session:
             if isinstance(options.get(field), str):
                 self.keys.refuse(options[field], f"the summary's {field}")
         urls: Sequence[str | None] = list(hosts) if hosts else [host]
-        bindings = [self.binding(self.target(binding, model, url)) for url in urls]
+        targets = [self.target(binding, model, url) for url in urls]
+        bindings = [self.binding(target) for target in targets]
+        options.setdefault("on_call", lambda response: self.usage.record(response, targets[0].name))
         return summarize(document, bindings, **options)
 
     def load_document(self, source: Any) -> Document:

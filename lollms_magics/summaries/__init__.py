@@ -95,6 +95,7 @@ def summarize(
     progress: ProgressCallback | None = None,
     resume: bool | str = True,
     stream: Callable[[str], None] | None = None,
+    on_call: Callable[[Any], None] | None = None,
 ) -> Summary:
     """Summarize ``source`` with ``bindings`` (one binding, or a list of them: several hosts).
 
@@ -128,6 +129,10 @@ def summarize(
         an interrupt resumes; a folder: also on disk; False: neither.
     stream:
         Called with each piece of the final summary as it arrives.
+    on_call:
+        Called with each model call's :class:`~lollms_magics.response.Response`
+        once it ended (a session adds it to its usage); answers reused from
+        an earlier run make no call.
 
     Bad input (a missing or unreadable file, a bad option, a context too
     small) raises at once, before any request. An interrupt or a backend
@@ -181,6 +186,7 @@ def summarize(
         tracker.emit("notice", message)
 
     caller.on_notice = notice
+    caller.on_call = on_call
     result.document_tokens = document_tokens
     _run(work, result, chunks, whole)
     result.wall_time = time.perf_counter() - started

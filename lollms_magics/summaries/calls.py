@@ -74,6 +74,8 @@ class Caller:
         self._lock = threading.Lock()
         self._active: set[Any] = set()  # the responses being read, cancelled by stop()
         self.on_notice: Callable[[str], None] | None = None
+        # Hears each answer once it ended (a session's usage counts it), whatever the reason.
+        self.on_call: Callable[[Any], None] | None = None
         self._noticed: set[tuple[str, str]] = set()
 
     def stop(self) -> None:
@@ -165,6 +167,8 @@ class Caller:
             with self._lock:
                 self._active.discard(response)
             self._count(response, prompt, pieces, guard)
+            if self.on_call is not None:
+                self.on_call(response)
         if self.cancel.is_set():
             raise Cancelled()  # a cancelled answer is partial: never cached, never used
         text = guard.text_before_loop() if guard.tripped else "".join(pieces)

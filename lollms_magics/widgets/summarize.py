@@ -199,8 +199,10 @@ class SummarizePanel(Panel):
                        "format": self.format.value.strip() or None, "ctx_size": self.choice.ctx_size()}
             for field in ("instruction", "format"):
                 self.session.keys.refuse(options[field] or "", f"the summary's {field}")
+            usage = self.session.usage
             summary = summarize(document, self._bindings, stream=stream,
-                                progress=lambda event: self._progress(event, run), **options)
+                                progress=lambda event: self._progress(event, run),
+                                on_call=lambda response: usage.record(response, binding.name), **options)
             used = self.choice.used(binding)
         except Cancelled:
             self._end(run, "stopped before anything was sent", "warning")
