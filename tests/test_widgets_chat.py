@@ -247,3 +247,25 @@ def test_an_empty_prompt_sends_nothing(session, openai_server):
     assert not panel.worker.busy
     assert "write a prompt first" in panel.status.value
     assert openai_server.requests_to("/v1/chat/completions") == []
+
+
+def test_sent_shows_the_last_request_with_the_key_masked_and_only_while_open(openai_server, monkeypatch):
+    key = "sk-chat-sent-0123456789abcdef"
+    for name in ("LOLLMS_MAGICS_BINDING", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    InteractiveShell.instance()
+    openai_server.api_key = key  # answers come only if the key was sent
+    session = Session("openai", "test-model", openai_server.url, api_key=key)
+    try:
+        panel = panels.chat(session)
+        panel.sent.value = True
+        assert "nothing sent yet" in panel.sent_view.value
+        send(panel, "What is a harbour?")
+        shown = panel.sent_view.value  # refreshed when the answer ended
+        assert "What is a harbour?" in shown and "model    test-model" in shown
+        assert key not in shown and key not in widget_state(panel.widget)
+        panel.sent.value = False
+        assert panel.sent_view.value == ""  # closed: nothing of it kept in the widget state
+        assert "harbour" not in widget_state(panel.widget)
+    finally:
+        session.close()

@@ -18,6 +18,7 @@ panel opened on a conversation says how many exchanges it continues.
 
 from __future__ import annotations
 
+import html
 import threading
 import uuid
 from functools import cache
@@ -102,6 +103,14 @@ class ChatPanel(Panel):
         self.stop = w.Button(description="Stop", button_style="warning", icon="stop", disabled=True)
         self.clear = w.Button(description="New conversation", tooltip="forget the conversation")
         self.attach = w.FileUpload(accept="image/*", multiple=True, description="Image")
+        # The last request as it went out (as %lollms sent shows it), on demand: kept out of
+        # the widget state until asked for, and emptied when hidden.
+        self.sent = w.ToggleButton(description="Sent", icon="eye",
+                                   tooltip="show the last request as it went out (keys masked)")
+        self.sent.add_class("lollms-chat-sent-toggle")
+        self.sent_view = w.HTML("")
+        self.sent_view.add_class("lollms-chat-sent")
+        self.sent.observe(lambda _: self._show_sent(), names="value")
         self._response: Response | None = None
         self._stopping = threading.Event()
         self.send.on_click(lambda _: self.ask())
@@ -109,7 +118,8 @@ class ChatPanel(Panel):
         self.clear.on_click(lambda _: self._new())
         self.box.on_msg(self._on_box_message)
         return [w.HTML("<b>lollms chat</b>"), self.box, self.prompt,
-                w.HBox([self.send, self.stop, self.attach, self.clear]), self.status]
+                w.HBox([self.send, self.stop, self.attach, self.clear, self.sent]), self.status,
+                self.sent_view]
 
     def _ipython_display_(self) -> None:
         super()._ipython_display_()
@@ -226,6 +236,20 @@ class ChatPanel(Panel):
 
     def _ready(self) -> None:
         self.send.disabled, self.stop.disabled = False, True
+        self._show_sent()
+
+    def _show_sent(self) -> None:
+        """Fill the Sent view with the last request (when it is open), or empty it."""
+        if not self.sent.value:
+            self.sent_view.value = ""
+            return
+        from ..core.sent import describe
+
+        request = self.session.last_request
+        text = "nothing sent yet in this session" if request is None else describe(
+            request, self.session.keys.redact)
+        self.sent_view.value = ("<pre style='white-space: pre-wrap; max-height: 320px; overflow: auto'>"
+                                f"{html.escape(text)}</pre>")
 
     def _unexpected(self, exc: BaseException) -> None:
         self.fail(exc)
