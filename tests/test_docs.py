@@ -197,3 +197,30 @@ def test_a_terminal_gets_one_line_of_labels_with_the_cited_marked(
     last = cap.stdout.strip().splitlines()[-1]
     assert last.startswith("passages sent (") and f"[{label}]*" in last
     assert last.count("*") == 2  # the legend's and the one cited passage's
+
+
+def test_a_recorded_docs_question_replays_without_its_server(
+    ip: InteractiveShell, server: OpenAIServer, folder: Path, tmp_path: Path
+) -> None:
+    tape = tmp_path / "docs.replay.jsonl"
+    question, magic_line = "When was the harbour of Velmora built?", line(server, folder)
+    with capture_output():
+        ip.run_line_magic("lollms", f"record {tape}")
+    with capture_output() as live:
+        ip.run_cell_magic("lollms", magic_line, question)
+    with capture_output():
+        ip.run_line_magic("lollms", "record off")
+    server.stop()
+    ip.lollms.session.docs.clear()  # type: ignore[attr-defined]  # the index is built again, from the files
+    with capture_output():
+        ip.run_line_magic("lollms", f"replay {tape}")
+    try:
+        with capture_output() as again:
+            ip.run_cell_magic("lollms", magic_line, question)
+    finally:
+        with capture_output():
+            ip.run_line_magic("lollms", "replay off")
+    answer = live.outputs[-2].data["text/markdown"]
+    assert "built in 1742 [harbour.md §" in answer
+    assert again.outputs[-2].data["text/markdown"] == answer
+    assert details(again) == details(live)
