@@ -38,6 +38,7 @@ REPLAYED = [
     "04_text_to_image.ipynb",
     "06_python_api.ipynb",
     "07_data.ipynb",
+    "08_documents.ipynb",
     "fr/11_orchestration_lollms_client.ipynb",
 ]
 
