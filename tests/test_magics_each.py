@@ -88,7 +88,8 @@ def test_the_out_column_is_written_into_the_frame_lined_up_with_its_index(
 def test_a_terminal_gets_a_text_bar_with_done_failed_and_the_rate(
     ip: InteractiveShell, server: ItemServer
 ) -> None:
-    magics = next(m for m in ip.configurables if isinstance(m, LollmsMagics))
+    # The instance whose magics run (another test may have left an older one in ip.configurables).
+    magics = ip.magics_manager.registry["LollmsMagics"]
     magics.stream_to = "stdout"
     ip.user_ns["items"] = ["a", "BAD", "b"]
     with capture_output() as cap, pytest.raises(CellFailure):
