@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import InvalidOptionError
 
@@ -30,12 +30,24 @@ if TYPE_CHECKING:
     from ..bindings.base import Binding
     from ..summaries.document import Document
     from ..summaries.tokens import TokenCounter
-    from .session import Session
+    from .keys import KeyStore
 
 __all__ = ["CHUNK_TOKENS", "DocsIndex", "Passage", "cited", "docs_prompt", "prompt_with_docs"]
 
 CHUNK_TOKENS = 200
 """Estimated tokens of one chunk: small enough to send several, large enough to hold a fact whole."""
+
+
+class _Asker(Protocol):
+    """What a question over documents needs of the session (a Protocol: no import of Session)."""
+
+    context_size: int
+    docs: DocsIndex
+    keys: KeyStore
+
+    def load_document(self, source: Any) -> Document: ...
+
+
 _MAX_SOURCES = 16  # indexes kept per session; the oldest is dropped past this
 _TOKEN_PATTERN = r"(?u)\b\w+\b"  # bm25s's default drops one-character tokens: "7", "x"
 _INSTRUCTION = (
@@ -193,7 +205,7 @@ def cited(answer: str, passages: list[Passage]) -> list[str]:
 
 
 def prompt_with_docs(
-    session: Session, chosen: Binding, question: str, system: str | None, options: dict[str, Any],
+    session: _Asker, chosen: Binding, question: str, system: str | None, options: dict[str, Any],
     source: Any,
 ) -> tuple[str, list[Passage]]:
     """The prompt asking ``question`` over ``source`` for ``chosen``, and the passages in it.
