@@ -95,12 +95,14 @@ class Rooms:
         target = self.image_target(binding, model, host)
         chosen = self.image_binding(target, **({"read_timeout": timeout} if timeout else {}))
         try:
-            return chosen.create_images(
+            result = chosen.create_images(
                 prompt, negative_prompt, width, height, seed, steps, cfg_scale, n, progress=progress, **extra
             )
         except ServerUnreachableError:
             self._images.forget_auto(target)  # the server went away: choose again next time
             raise
+        self.usage.record_images(result)  # %lollms usage counts pictures apart from tokens
+        return result
 
     def close_images(self) -> None:
         """Close the image bindings' connections."""

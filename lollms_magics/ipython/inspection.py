@@ -1,4 +1,4 @@
-"""``%lollms sent`` and ``%lollms usage``: the exact last request, and the session's totals.
+"""``%lollms sent`` and ``%lollms usage``: the exact last request, and the totals (text and pictures).
 
 Both read what the session kept (:attr:`Session.last_request`,
 :attr:`Session.usage`); nothing is asked of a server.
@@ -46,5 +46,6 @@ COMMANDS["sent"] = Command(
 )
 COMMANDS["usage"] = Command(
     _usage, (0, 1), "%lollms usage [reset]",
-    "tokens in and out, calls and time per backend and model (cost with %config LollmsMagics.prices)",
+    "tokens in and out, calls and time per backend and model (cost with %config LollmsMagics.prices); "
+    "pictures, calls and time per image backend and model",
 )
