@@ -30,6 +30,10 @@ facts, over all N), requests made, and seconds per item.
 
     python benchmarks/bench_structured.py                 # every run, N = 200
     python benchmarks/bench_structured.py --n 50 --runs embedded-constraint,embedded-instructions
+
+The prompts go in rounds of ``--chunk`` (25): every run does prompts 1-25, then
+every run 26-50, and so on, the results saved after each; a run stopped early
+(a deadline, a loaded machine) leaves every run with about the same N.
 """
 
 from __future__ import annotations
@@ -254,6 +258,9 @@ def main() -> None:
     parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated, of {', '.join(RUNS)}")
     parser.add_argument("--lollms-venv", type=Path, default=ROOT.parent / "bench-venvs" / "lollms-client")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "bench_structured.json")
+    parser.add_argument("--chunk", type=int, default=25,
+                        help="prompts per round; each round runs every run (default 25), so a run stopped "
+                             "early leaves every run with about the same N")
     parser.add_argument("--threads", type=int, default=1,
                         help="llama.cpp threads, the same for the embedded model and the server (default 1: "
                              "the server's own default on two cores; two threads on a loaded two-core "
@@ -276,26 +283,39 @@ def main() -> None:
                                            "usable_cores": llamacpp.usable_cores(),
                                            "load": os.getloadavg()}, "runs": {}}
     server = None
+    bindings: dict[str, Any] = {}
+    rows_of: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
     try:
-        for name in runs:
-            print(f"{name}: {len(items)} prompts", flush=True)
-            if name.startswith("embedded"):
-                binding = get_binding("llamacpp", n_threads=args.threads)
-                binding.load().reset()
-                rows = run_ours(binding, items, constrain=name.endswith("constraint"))
-            else:
-                if server is None:
-                    server = start_server(model, Path(tempfile.gettempdir()) / "bench_structured_server.log",
-                                          args.threads)
-                url = server[1]
-                if name == "server-lollms-client":
-                    rows = run_lollms_client(args.lollms_venv, url, items)
+        # Rounds of --chunk prompts, every run in each round: stopped at any time, the runs
+        # have (nearly) the same N, the first prompts of the seed, instead of the last run none.
+        for start in range(0, len(items), args.chunk):
+            chunk = items[start:start + args.chunk]
+            print(f"prompts {start + 1}-{start + len(chunk)} of {len(items)}, load {os.getloadavg()[0]:.1f}",
+                  flush=True)
+            for name in runs:
+                print(f"{name}: {len(chunk)} prompts", flush=True)
+                if name.startswith("embedded"):
+                    if name not in bindings:
+                        bindings[name] = get_binding("llamacpp", n_threads=args.threads)
+                    bindings[name].load().reset()
+                    rows = run_ours(bindings[name], chunk, constrain=name.endswith("constraint"))
                 else:
-                    binding = get_binding("openai", host=url + "/v1", model="smollm2")
-                    rows = run_ours(binding, items, constrain=name.endswith("constraint"))
-            results["runs"][name] = {"summary": summary(name, rows), "rows": rows}
-            args.out.write_text(json.dumps(results, indent=1))
-            print(table([summary(name, rows)]), flush=True)
+                    if server is None:
+                        log = Path(tempfile.gettempdir()) / "bench_structured_server.log"
+                        server = start_server(model, log, args.threads)
+                    url = server[1]
+                    if name == "server-lollms-client":
+                        rows = run_lollms_client(args.lollms_venv, url, chunk)
+                    else:
+                        if name not in bindings:
+                            bindings[name] = get_binding("openai", host=url + "/v1", model="smollm2")
+                        rows = run_ours(bindings[name], chunk, constrain=name.endswith("constraint"))
+                rows_of[name].extend(rows)
+                loads = [*results["runs"].get(name, {}).get("load_avg", []), os.getloadavg()[0]]
+                results["runs"][name] = {"summary": summary(name, rows_of[name]), "rows": rows_of[name],
+                                         "load_avg": loads}
+                args.out.write_text(json.dumps(results, indent=1))
+                print(table([summary(name, rows_of[name])]), flush=True)
     finally:
         if server is not None:
             server[0].kill()
