@@ -42,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "default_session": "lollms_magics.core.session",
     "set_default_session": "lollms_magics.core.session",
     "summarize": "lollms_magics.core.session",
+    "tool": "lollms_magics.core.tools",
     "LollmsMagicsError": "lollms_magics.errors",
     "BindingError": "lollms_magics.errors",
     "LollmsClient": "lollms_magics.compat.client",
@@ -70,6 +71,7 @@ __all__ = [
     "panels",
     "set_default_session",
     "summarize",
+    "tool",
     "unload_ipython_extension",
 ]
 
@@ -80,6 +82,7 @@ if TYPE_CHECKING:
     from .compat.client import LollmsClient
     from .compat.enums import ELF_COMPLETION_FORMAT, ELF_GENERATION_FORMAT, MSG_TYPE, SENDER_TYPES
     from .core.session import Session, default_session, set_default_session
+    from .core.tools import tool
     from .errors import BindingError, LollmsMagicsError
     from .response import Response
     from .schema import ModelInfo

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import BindingError, UnexpectedError
+from .schema import ToolCall
 
 __all__ = ["Response"]
 
@@ -49,6 +50,13 @@ class Response:
         The options the backend could not honour (they were not sent).
     notes:
         Quiet remarks about how the request was made (history cut to fit...).
+    tool_calls:
+        The calls of tools the model asked for (:class:`~lollms_magics.schema.ToolCall`),
+        filled by the binding as the stream gives them (an answer asked with
+        ``tools=``); the answer's text may then be empty.
+    tool_runs:
+        For an answer of :meth:`Session.ask(..., tools=...) <lollms_magics.core.session.Session.ask>`:
+        every :class:`~lollms_magics.core.tools.ToolRun`, in order, once read.
     """
 
     def __init__(self, binding: str, model: str | None, options: dict[str, Any]) -> None:
@@ -59,9 +67,13 @@ class Response:
         self.completion_tokens: int | None = None
         self.finish_reason: str | None = None
         self.error: BindingError | None = None
+        # Set when another backend answered than the one asked (bindings.chain, a replay miss).
+        self.fallback: dict[str, Any] | None = None
         self.interrupted = False
         self.ignored_options: list[str] = []
         self.notes: list[str] = []
+        self.tool_calls: list[ToolCall] = []
+        self.tool_runs: list[Any] = []  # core.tools.ToolRun, filled by the tool loop
         self._source: Iterator[str] | None = None
         self._chunks: list[str] = []
         self._reasoning: list[str] = []
@@ -310,6 +322,8 @@ class Response:
             info["error"] = str(self.error)
         if self.ignored_options:
             info["ignored_options"] = list(self.ignored_options)
+        if self.fallback:  # who answered instead, and what failed first
+            info["fallback"] = dict(self.fallback)
         if self.notes:
             info["notes"] = list(self.notes)
         return info

@@ -20,15 +20,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import InvalidOptionError, UnsupportedOptionWarning
+from ..errors import InvalidOptionError, UnsupportedFeatureError, UnsupportedOptionWarning
 from ..images import ImageInput, encode_image
 from ..options import validate_options
 from ..response import Response
-from ..schema import GenerationRequest, Message, ModelInfo
+from ..schema import GenerationRequest, Message, ModelInfo, ToolCall
 from ..secret_fields import clean_key
 
 if TYPE_CHECKING:
     import httpx
+
+    from .chain import Chain
 
 __all__ = ["Binding", "GenerationRequest", "Message", "ModelInfo", "Probe", "build_messages"]
 
@@ -69,13 +71,20 @@ def build_messages(
                 raise InvalidOptionError(
                     'messages must be dicts with "role" and "content"'
                 ) from None
+            if content is None and item.get("tool_calls"):  # OpenAI's assistant message asking for calls
+                content = ""
             if not isinstance(content, str):
                 raise InvalidOptionError("message content must be a string")
             images_of = item.get("images") if isinstance(item, Mapping) else None
             encoded = [encode_image(i) for i in images_of] if images_of else []
-            messages.append(Message(str(role), content, encoded))
-        if not messages or messages[-1].role == "system":
-            raise InvalidOptionError("the messages must end with a user message")
+            message = Message(str(role), content, encoded)
+            if isinstance(item, Mapping):
+                message.tool_calls = [_tool_call(c) for c in item.get("tool_calls") or ()]
+                message.tool_call_id = item.get("tool_call_id")
+                message.name = item.get("name")
+            messages.append(message)
+        if not messages or messages[-1].role in ("system", "assistant"):
+            raise InvalidOptionError("the messages must end with a user message (or a tool's result)")
     if images:
         encoded = [encode_image(image) for image in images]
         for message in reversed(messages):
@@ -83,6 +92,19 @@ def build_messages(
                 message.images.extend(encoded)
                 break
     return messages
+
+
+def _tool_call(item: Any) -> ToolCall:
+    """A call of an assistant message: a :class:`ToolCall` or OpenAI's dict."""
+    if isinstance(item, ToolCall):
+        return item
+    try:
+        function = item["function"]
+        return ToolCall.parse(str(item.get("id") or ""), str(function["name"]), function.get("arguments"))
+    except (KeyError, TypeError, AttributeError):
+        raise InvalidOptionError(
+            'a tool call must be a ToolCall or {"id", "function": {"name", "arguments"}}'
+        ) from None
 
 
 class Binding:
@@ -114,6 +136,8 @@ class Binding:
     auto_priority: ClassVar[int | None] = None
     # True when tokenize() is cheap (in-process), so history can be counted with it.
     local_tokenizer: ClassVar[bool] = False
+    # True when the backend takes function schemas and reports the model's calls.
+    supports_tools: ClassVar[bool] = False
 
     def __init__(
         self, host: str | None = None, model: str | None = None, api_key: str | None = None
@@ -122,6 +146,8 @@ class Binding:
         self.host = self._normalize_host(host or env_host or self.default_host)
         self.model = model or None
         self._api_key = clean_key(api_key, "the key given with api_key=") or self.env_key()
+        # Set by the session that made the binding: who answers when this backend fails first.
+        self.fallback_chain: Chain | None = None
 
     @classmethod
     def env_key(cls) -> str | None:
@@ -145,6 +171,8 @@ class Binding:
         stream: bool = True,
         model: str | None = None,
         schema: Mapping[str, Any] | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
         **options: Any,
     ) -> Response:
         """Ask the model for an answer; returns a :class:`~lollms_magics.Response` at once.
@@ -160,6 +188,13 @@ class Binding:
         and listed in ``response.ignored_options``. ``schema`` (a JSON Schema)
         constrains the answer where the backend can; the answer is neither
         parsed nor checked here (``Session.ask(..., schema=...)`` does that).
+
+        ``tools`` offers functions to the model (OpenAI's ``{"type":
+        "function", "function": {...}}`` schemas; ``tool_choice`` as OpenAI
+        spells it): the calls it asks for are in ``response.tool_calls`` once
+        read. Nothing is run here: ``Session.ask(..., tools=[f, g])`` runs
+        them (:mod:`lollms_magics.core.tools`). A binding with no tool API
+        raises :class:`~lollms_magics.errors.UnsupportedFeatureError`.
 
         The request is sent when the response is first iterated or its
         ``.text`` read. Bad options and unreadable images fail here, before.
@@ -182,11 +217,17 @@ class Binding:
             )
         sent = {k: v for k, v in checked.items() if k not in ignored}
         request = GenerationRequest(
-            messages, model or self.model, sent, stream, dict(schema) if schema is not None else None
+            messages, model or self.model, sent, stream, dict(schema) if schema is not None else None,
+            [dict(t) for t in tools] if tools else None, tool_choice,
         )
+        if request.tools and not self._can_call_tools():
+            raise UnsupportedFeatureError(self._no_tools())
         response = Response(self.name, request.model, checked)
         response.ignored_options = ignored
         response._source = self._generate(request, response)
+        if self.fallback_chain is not None and self.fallback_chain.fallbacks:
+            # A failure before the first text goes to the next backend (bindings.chain).
+            self.fallback_chain.attach(self, request, response)
         return response
 
     def list_models(self) -> list[ModelInfo]:
@@ -255,6 +296,17 @@ class Binding:
         """``options`` under their wire names, leaving out the ones not supported."""
         names = self._option_map()
         return {names[k]: v for k, v in options.items() if k in names}
+
+    def _can_call_tools(self) -> bool:
+        """Whether this backend takes tools (a binding speaking several protocols may say per host)."""
+        return self.supports_tools
+
+    def _no_tools(self) -> str:
+        """The one line saying this backend cannot call tools."""
+        return (
+            f"{self.name} has no tool-calling API; use Ollama, an OpenAI-compatible server "
+            "(llama.cpp's server, the new LoLLMs server) or the embedded model"
+        )
 
     def _key_hint(self) -> str:
         if self.key_env:

@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ServerUnreachableError
+from ..errors import InvalidOptionError, ServerUnreachableError
 from ..images import ImageInput, encode_image
 from ..options import validate_options
 from .history import Conversation, Exchange, answer_reserve, counter_for, history_window
@@ -75,6 +75,10 @@ class Asking:
         schema: Any = None,
         docs: Any = None,
         context: Any = None,
+        tools: Any = None,
+        approve: Any = None,
+        max_rounds: int = 4,
+        on_tool: Any = None,
         **options: Any,
     ) -> Response:
         """Send ``prompt`` after the conversation so far; returns the streaming :class:`Response`.
@@ -104,9 +108,18 @@ class Asking:
         of :class:`~lollms_magics.core.context.Cell` or ``(code, result)``
         pairs, or text; it is cut to fit and checked for keys like the prompt
         (see :mod:`lollms_magics.core.context`).
+
+        ``tools`` offers functions to the model (``[f, g]``, described from
+        their signatures and docstrings); the calls it asks for run here,
+        checked, with ``approve`` (``"yes"``, a function ``approve(call) ->
+        bool``, or None: only ``@tool(safe=True)`` functions run) for at most
+        ``max_rounds`` rounds; ``on_tool(event)`` hears each call start and
+        end, and ``response.tool_runs`` lists them (see :mod:`lollms_magics.core.tools`).
         """
         checked = {**self.options, **validate_options(options)}
         spec = None
+        if tools and schema is not None:
+            raise InvalidOptionError("tools and schema cannot be asked together: ask for one, then the other")
         if schema is not None:  # a bad schema fails here, before any request
             from .structured import as_schema, instructions
 
@@ -139,7 +152,14 @@ class Asking:
         if encoded:
             messages[-1]["images"] = encoded
         try:
-            if spec is None:
+            if tools:  # the tool loop (core/tools/loop.py) sends every round itself
+                from .tools import ask_with_tools
+
+                response = ask_with_tools(
+                    chosen, messages, tools, system=system, stream=stream, keys=self.keys,
+                    approve=approve, max_rounds=max_rounds, on_tool=on_tool, **checked,
+                )
+            elif spec is None:
                 response = chosen.generate(messages, system=system, stream=stream, **checked)
             else:
                 from .structured import ask_structured
@@ -158,7 +178,8 @@ class Asking:
             dict(response.options), stream, list(response.ignored_options),
             spec.wire if spec is not None else None,
         )
-        response.on_finish(lambda r: self.usage.record(r, target.name))
+        # A fallback that answered is counted and remembered as itself (bindings.chain).
+        response.on_finish(lambda r: self.usage.record(r, r.binding if r.fallback else target.name))
         if history:
             response.on_finish(lambda r: self._record(r, key, prompt, encoded, target))
         response.on_finish(lambda r: self._after(r, target))
@@ -236,7 +257,8 @@ class Asking:
         self, response: Response, key: str, prompt: str, images: list[Any], target: Target
     ) -> None:
         if response.done:
-            backend = f"{target.name}:{response.model}" if response.model else target.name
+            name = response.binding if response.fallback else target.name
+            backend = f"{name}:{response.model}" if response.model else name
             exchange = Exchange(key, prompt, response.text, images, backend)
             self.conversation.record(exchange, keep=self.max_history)
 

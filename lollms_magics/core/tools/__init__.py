@@ -1,0 +1,41 @@
+"""Tools: let the model call the notebook's functions, checked, approved and reported (issue 20).
+
+The interface, shared by the magic (``%%lollms --tools f,g``) and Python:
+
+* :func:`tool` (``@tool`` / ``@tool(safe=True)``) marks a function safe to
+  run without approval; :meth:`Tool.from_function` describes a function as a
+  JSON Schema from its signature, type hints and docstring
+  (:mod:`.describe`).
+* ``Session.ask(prompt, tools=[f, g], approve=None, max_rounds=4,
+  on_tool=None)`` runs the loop (:func:`ask_with_tools`, :mod:`.loop`): the
+  returned :class:`~lollms_magics.response.Response` streams the text of
+  every round and, once read, holds ``.tool_runs`` (every :class:`ToolRun`,
+  in order) and ``.tool_calls`` (every :class:`ToolCall` the model asked for).
+* ``approve``: ``"yes"``/True runs every call; a function
+  ``approve(call) -> bool`` is asked before each call of a tool not marked
+  safe; None/False runs only safe tools (the others are refused, and the
+  model told so).
+* ``on_tool(event)`` hears a :class:`ToolEvent` ``"start"`` before a call
+  runs and ``"end"`` after every call (refused ones have only the end).
+* :class:`ToolCall` is defined in :mod:`lollms_magics.schema` (bindings fill
+  ``Response.tool_calls`` with it) and re-exported here.
+"""
+
+from __future__ import annotations
+
+from ...schema import ToolCall
+from .describe import Tool, as_tools, json_schema, tool
+from .loop import RESULT_BUDGET, Approval, ToolEvent, ToolRun, ask_with_tools
+
+__all__ = [
+    "RESULT_BUDGET",
+    "Approval",
+    "Tool",
+    "ToolCall",
+    "ToolEvent",
+    "ToolRun",
+    "as_tools",
+    "ask_with_tools",
+    "json_schema",
+    "tool",
+]
