@@ -20,14 +20,16 @@ from __future__ import annotations
 import getpass
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from ..errors import PromptError
 from ..secret_fields import MASK, clean_key, key_forms
 from .interpolate import lookup
 
-__all__ = ["KeyStore", "declared_key_variables", "redact_urls"]
+__all__ = ["KeySnapshot", "KeyStore", "declared_key_variables", "redact_urls"]
 
 # Environment variables whose values are treated as secrets when redacting.
 _SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
@@ -70,6 +72,16 @@ def declared_key_variables() -> list[str]:
     return names
 
 
+class KeySnapshot:
+    """The spellings of every key known at one moment (:meth:`KeyStore.snapshot`)."""
+
+    __slots__ = ("forms", "generation")
+
+    def __init__(self, forms: tuple[str, ...], generation: int) -> None:
+        self.forms = forms
+        self.generation = generation
+
+
 class KeyStore:
     """The keys typed in this session, by binding name."""
 
@@ -82,6 +94,9 @@ class KeyStore:
         self._resolved: set[str] | None = None
         # The keys last seen and their spellings, replaced as one tuple (threads read it).
         self._cache: tuple[frozenset[str], tuple[str, ...]] = (frozenset(), ())
+        # Bumped when a key is typed or forgotten: a held snapshot older than that is not used.
+        self._generation = 0
+        self._held = threading.local()  # the snapshot a thread holds (see held())
 
     @property
     def key_variables(self) -> set[str]:
@@ -109,6 +124,7 @@ class KeyStore:
             self._keys[binding] = key
         else:
             self._keys.pop(binding, None)
+        self._generation += 1
 
     def ask(self, binding: str) -> bool:
         """Ask for ``binding``'s key with a hidden prompt; an empty answer forgets it.
@@ -119,12 +135,22 @@ class KeyStore:
         return binding in self._keys
 
     def _forms(self) -> tuple[str, ...]:
-        """Every spelling of every known key, longest first (computed again only when the keys change)."""
+        """Every spelling of every known key, longest first (computed again only when the keys change).
+
+        In a thread that holds a snapshot (:meth:`held`), the snapshot's, unless
+        a key was typed or forgotten since it was taken.
+        """
+        held: KeySnapshot | None = getattr(self._held, "snapshot", None)
+        if held is not None and held.generation == self._generation:
+            return held.forms
         known = {key for key in list(self._keys.values()) if len(key) >= _MIN_SECRET}
         variables = self.key_variables
-        for name, value in os.environ.items():
+        environ = os.environ
+        # Names first, values only of the few secret ones: one pass over the
+        # environment, decoding a value only where it may be a key.
+        for name in list(environ):
             if name.endswith(_SECRET_SUFFIXES) or name in variables:
-                value = value.strip()  # the key a binding sends is the stripped one
+                value = environ.get(name, "").strip()  # the key a binding sends is the stripped one
                 if len(value) >= _MIN_SECRET:
                     known.add(value)
         cached_keys, cached_forms = self._cache
@@ -133,6 +159,29 @@ class KeyStore:
         forms = tuple(sorted({form for key in known for form in key_forms(key)}, key=len, reverse=True))
         self._cache = (frozenset(known), forms)
         return forms
+
+    def snapshot(self) -> KeySnapshot:
+        """The keys known now (typed, and read from the environment), for :meth:`held`."""
+        generation = self._generation  # read first: a key typed meanwhile makes it stale, not wrong
+        return KeySnapshot(self._forms(), generation)
+
+    @contextmanager
+    def held(self, snapshot: KeySnapshot | None = None) -> Iterator[KeySnapshot]:
+        """Within it, this thread's key checks use ``snapshot`` (default: one taken now).
+
+        For many requests made from one set of texts (a mapped prompt's items):
+        the environment is read once for all of them instead of once per
+        request. Every text is still checked, against the keys known when the
+        snapshot was taken; a key typed or forgotten meanwhile (:meth:`set`)
+        makes the checks read the keys again. Other threads are not affected.
+        """
+        snapshot = self.snapshot() if snapshot is None else snapshot
+        previous = getattr(self._held, "snapshot", None)
+        self._held.snapshot = snapshot
+        try:
+            yield snapshot
+        finally:
+            self._held.snapshot = previous
 
     def redact(self, text: str) -> str:
         """``text`` with every known key replaced by ``***``, raw, escaped or quoted."""

@@ -26,15 +26,19 @@ store) under a hash of the backend, model, filled prompt, system prompt,
 options and schema, so running the same map again sends only the items that
 are missing or failed. An interrupt (Ctrl-C, the kernel's Stop) cancels the
 requests in flight and returns within a second with what was done.
+
+The keys are read once for the whole map (:meth:`KeyStore.held
+<lollms_magics.core.keys.KeyStore.held>`): every filled prompt is checked
+against them before the first request, and again as it is sent, without
+reading the environment once per item. The results and the progress events
+are in :mod:`~lollms_magics.core.map_results`.
 """
 
 from __future__ import annotations
 
-import reprlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequestError, BindingError, InvalidOptionError
@@ -42,7 +46,9 @@ from ..options import validate_options
 from ..summaries.calls import Cancelled
 from ..summaries.hosts import Host, run_each
 from ..summaries.resume import CallCache, Memory, call_key
-from .map_items import Items, aligned, filled_prompts, items_of, pandas_kind
+from .keys import KeySnapshot
+from .map_items import filled_prompts, items_of
+from .map_results import MapProgress, MapResult, ProgressTracker
 
 if TYPE_CHECKING:
     from .session import Session
@@ -51,10 +57,6 @@ __all__ = ["MapProgress", "MapResult", "map_memory", "run_map"]
 
 _MEMORY = Memory(limit=100_000)  # about 50 MB of short answers at most
 _MOST = 512  # requests at once per host (each is a thread)
-_EMIT_EVERY = 0.2  # seconds between two progress events while items finish
-_SHORT = reprlib.Repr()  # a MapResult shows the first results of a long list, not all of them
-_SHORT.maxlist = _SHORT.maxdict = 12
-_SHORT.maxstring = _SHORT.maxother = 120
 
 
 def map_memory() -> Memory:
@@ -73,170 +75,6 @@ def _job_errors() -> tuple[type[BindingError], ...]:
     return tuple(errors)
 
 
-@dataclass(frozen=True)
-class MapProgress:
-    """Where a mapped prompt stands; ``phase`` is ``"start"``, ``"item"``, ``"done"`` or ``"stopped"``.
-
-    ``rate`` counts the items answered per second in this run (not those
-    reused from an earlier one); ``seconds_left`` is None until one is answered.
-    """
-
-    phase: str
-    done: int
-    failed: int
-    total: int
-    cached: int
-    rate: float | None
-    seconds_left: float | None
-    elapsed: float
-
-    def line(self) -> str:
-        """One line: ``37/200 done  1 failed  12.4 items/s  0:13 left``."""
-        parts = [f"{self.done}/{self.total} done"]
-        if self.failed:
-            parts.append(f"{self.failed} failed")
-        if self.cached:
-            parts.append(f"{self.cached} from an earlier run")
-        if self.rate is not None:
-            parts.append(f"{self.rate:.1f} items/s")
-        if self.phase in ("done", "stopped"):
-            parts.append(f"{'stopped after' if self.phase == 'stopped' else 'in'} {self.elapsed:.1f} s")
-        elif self.seconds_left is not None:
-            minutes, seconds = divmod(int(self.seconds_left + 0.5), 60)
-            parts.append(f"{minutes}:{seconds:02d} left")
-        return "  ".join(parts)
-
-
-@dataclass(repr=False)
-class MapResult:
-    """The answers of a mapped prompt, in the items' order.
-
-    Attributes
-    ----------
-    results:
-        One per item, in order: the answer's text (stripped), or with a schema
-        its data; None for an item that failed or was not done.
-    labels:
-        Each item's label: its position, its dict key, its pandas index label, its file path.
-    error_list:
-        One per item: its error message, or None.
-    done, cached, calls:
-        Items answered (in this run or reused from an earlier one), items
-        reused, and requests sent.
-    wall_time:
-        Seconds the whole map took.
-    stopped:
-        True when an interrupt (or a Stop) ended it early.
-    error:
-        Why the run ended early (an interrupt, every host failing, the first
-        failure with ``fail_fast``), else None.
-    fields:
-        The schema's top-level fields (the output's columns), if any.
-    notes:
-        Remarks on the filling (a value cut to the fill limit...).
-    """
-
-    results: list[Any]
-    labels: list[Any]
-    error_list: list[str | None]
-    items: Items = field(repr=False)
-    fields: list[str] = field(default_factory=list)
-    done: int = 0
-    cached: int = 0
-    calls: int = 0
-    wall_time: float = 0.0
-    stopped: bool = False
-    error: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def errors(self) -> dict[Any, str]:
-        """The failed items' errors, by label (position, key, index label or path)."""
-        return {self.labels[i]: e for i, e in enumerate(self.error_list) if e is not None}
-
-    @property
-    def failed(self) -> int:
-        """How many items failed."""
-        return sum(e is not None for e in self.error_list)
-
-    @property
-    def complete(self) -> bool:
-        """True when every item has its answer."""
-        return self.done == len(self.results)
-
-    def output(self) -> Any:
-        """The results in the items' shape: a list, a dict, or pandas aligned with the items' index.
-
-        A DataFrame gives a DataFrame with a ``result`` column (with a schema,
-        one column per field) and an ``error`` column; a Series gives a Series
-        (a DataFrame with a schema); a dict or a glob of files, a dict.
-        """
-        return aligned(self.items, self.results, self.error_list, self.fields)
-
-    def summary(self) -> str:
-        """One line: how many were done, failed, reused, and how fast."""
-        total = len(self.results)
-        parts = [f"{self.done} of {total} done"]
-        if self.failed:
-            parts.append(f"{self.failed} failed")
-        if self.cached:
-            parts.append(f"{self.cached} from an earlier run")
-        answered = self.done - self.cached
-        rate = f" ({answered / self.wall_time:.1f} items/s)" if answered and self.wall_time > 0 else ""
-        parts.append(f"{self.calls} requests in {self.wall_time:.1f} s{rate}")
-        return ", ".join(parts)
-
-    def __len__(self) -> int:
-        return len(self.results)
-
-    def __repr__(self) -> str:
-        head = f"MapResult: {self.done} of {len(self)} done"
-        if self.failed:
-            head += f", {self.failed} failed"
-        shown = self.output()
-        return f"{head}\n{shown!r}" if pandas_kind(shown) else f"{head}\n{_SHORT.repr(shown)}"
-
-    def _repr_html_(self) -> str | None:
-        shown = self.output()
-        html = getattr(shown, "_repr_html_", None)
-        return html() if callable(html) else None
-
-
-class _Tracker:
-    """Counts finished items and sends throttled :class:`MapProgress` events (thread-safe)."""
-
-    def __init__(self, callback: Callable[[MapProgress], None] | None, total: int, cached: int) -> None:
-        self.callback = callback
-        self.total, self.cached = total, cached
-        self.done, self.failed = cached, 0
-        self.started = time.perf_counter()
-        self._shown = 0.0
-        self._lock = threading.Lock()
-
-    def step(self, ok: bool) -> None:
-        with self._lock:
-            if ok:
-                self.done += 1
-            else:
-                self.failed += 1
-            now = time.perf_counter()
-            if now - self._shown < _EMIT_EVERY and self.done + self.failed < self.total:
-                return
-            self._shown = now
-        self.emit("item")
-
-    def emit(self, phase: str) -> None:
-        if self.callback is None:
-            return
-        with self._lock:
-            elapsed = time.perf_counter() - self.started
-            answered = self.done - self.cached + self.failed
-            rate = answered / elapsed if answered and elapsed > 0 else None
-            left = (self.total - self.done - self.failed) / rate if rate else None
-            event = MapProgress(phase, self.done, self.failed, self.total, self.cached, rate, left, elapsed)
-        self.callback(event)
-
-
 class _Place:
     """A host's binding, with the URL it was made for (the session finds it again by that URL)."""
 
@@ -251,8 +89,10 @@ class _Sender:
     """Sends the prepared prompts: one :meth:`Session.ask` per item, cancelled together on a stop."""
 
     def __init__(self, session: Session, prompts: list[str], systems: list[str] | None,
-                 choice: tuple[str | None, str | None], schema: Any, options: dict[str, Any]) -> None:
+                 choice: tuple[str | None, str | None], schema: Any, options: dict[str, Any],
+                 keys: KeySnapshot) -> None:
         self.session, self.prompts, self.systems = session, prompts, systems
+        self.known = keys  # the keys every prompt was checked against, checked again as each is sent
         self.binding, self.model = choice
         self.schema, self.options = schema, options
         self.cancel = threading.Event()
@@ -273,11 +113,14 @@ class _Sender:
         if self.cancel.is_set():
             raise Cancelled()
         extra = {} if self.schema is None else {"schema": self.schema}
-        response = self.session.ask(
-            self.prompts[position], binding=self.binding, model=self.model, host=place.url,
-            system=self.systems[position] if self.systems else None, stream=False, history=False,
-            **extra, **self.options,
-        )
+        # Session.ask checks the prompt for keys again, against the keys read once for
+        # the whole map rather than the environment read once per item.
+        with self.session.keys.held(self.known):
+            response = self.session.ask(
+                self.prompts[position], binding=self.binding, model=self.model, host=place.url,
+                system=self.systems[position] if self.systems else None, stream=False, history=False,
+                **extra, **self.options,
+            )
         with self._lock:
             self.calls += 1
             self._active.add(response)
@@ -329,10 +172,11 @@ def run_map(
         shape = as_schema(schema)
         fields, schema_json = list(shape.fields), shape.json_schema
     notes: list[str] = []
-    prompts = filled_prompts(session, template, given, namespace, notes, "the template")
     systems = None
-    if system:
-        systems = filled_prompts(session, system, given, namespace, notes, "the system prompt")
+    with session.keys.held() as known:  # the environment read once for every prompt
+        prompts = filled_prompts(session, template, given, namespace, notes, "the template")
+        if system:
+            systems = filled_prompts(session, system, given, namespace, notes, "the system prompt")
     # Only now, every prompt checked, is a server looked for (the automatic choice probes some).
     urls: list[str | None] = list(hosts) if hosts else [host]
     targets = [session.target(binding, model, url) for url in urls]
@@ -358,8 +202,8 @@ def run_map(
         else:
             jobs.append(position)
     result.done = result.cached
-    tracker = _Tracker(progress, len(given), result.cached)
-    sender = _Sender(session, prompts, systems, (binding, model), shape, checked)
+    tracker = ProgressTracker(progress, len(given), result.cached)
+    sender = _Sender(session, prompts, systems, (binding, model), shape, checked, known)
     lock = threading.Lock()
 
     # The scheduler numbers the jobs; jobs[n] is the item's position.
