@@ -309,7 +309,9 @@ def test_tti_on_openai_reports_the_size_it_refuses(server, tmp_path: Path) -> No
     # refused there, with lollms-client as here; the script reports it and saves nothing.
     out, err = run_script("tti_example.py", tmp_path, _tti_env(server))
     text = lines(out) + lines(err)
-    assert "No TTI services listed. Check lollms TTI configuration." in text
+    # An OpenAI-compatible server has no services: its models are listed as the services.
+    listed = [ln for ln in text if ln.startswith("  ") and "Name: " in ln]
+    assert listed == [f"  {i}. Name: {m}, Caption: {m}" for i, m in enumerate(server.models, 1)]
     assert "No active TTI service or settings template configured on the server." in text
     refused = [ln for ln in logged(err) if ln.startswith("ERROR: An TTI-related error occurred: ")]
     assert refused == [

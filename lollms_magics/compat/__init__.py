@@ -18,6 +18,7 @@ from .enums import ELF_COMPLETION_FORMAT, ELF_GENERATION_FORMAT, MSG_TYPE, SENDE
 
 if TYPE_CHECKING:
     from .client import ClientBinding, LollmsClient
+    from .refusals import LollmsDataManager, LollmsDiscussion, LollmsPersonality
 
 __all__ = [
     "ELF_COMPLETION_FORMAT",
@@ -27,6 +28,9 @@ __all__ = [
     "SUMMARY_MODE",
     "ClientBinding",
     "LollmsClient",
+    "LollmsDataManager",
+    "LollmsDiscussion",
+    "LollmsPersonality",
 ]
 
 
@@ -37,4 +41,8 @@ def __getattr__(name: str) -> Any:
         from . import client
 
         return getattr(client, name)
+    if name in ("LollmsDiscussion", "LollmsDataManager", "LollmsPersonality"):  # each refuses in one line
+        from . import refusals
+
+        return getattr(refusals, name)
     raise AttributeError(f"module 'lollms_magics.compat' has no attribute {name!r}")

@@ -30,14 +30,17 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..core.session import Session, Target
 from ..errors import InvalidOptionError, LollmsMagicsError, LollmsMagicsWarning
 from ..secret_fields import clean_key
-from .callbacks import Callback, error_dict, failure, one_line, read_answer
-from .summary import SummaryArguments, run_sequential_summarize
+from .callbacks import Callback, one_line
+from .codes import CodeHelpers
+from .longtext import LongTexts
+from .refusals import OutOfScope
+from .server_info import ServerInfo
 
 if TYPE_CHECKING:
     from ..bindings.base import Binding
@@ -67,18 +70,10 @@ _UNUSED = frozenset({
     "tts_binding_name", "stt_binding_name", "ttv_binding_name", "ttm_binding_name", "mcp_binding_name",
     "tts_binding_config", "stt_binding_config", "ttv_binding_config", "ttm_binding_config",
     "mcp_binding_config", "llm_bindings_dir", "tts_bindings_dir", "tti_bindings_dir", "stt_bindings_dir",
-    "ttv_bindings_dir", "ttm_bindings_dir", "mcp_bindings_dir", "models_path", "n_threads",
-    "user_name", "ai_name",
+    "ttv_bindings_dir", "ttm_bindings_dir", "mcp_bindings_dir", "models_path", "n_threads", "callback",
 })
-# Keyword arguments of generate_text that have no use here (n_threads: the server decides;
-# auto_continue_on_truncation, lollms-client 1.9's: a structured answer cut short is repaired anyway).
-_IGNORED_GENERATE = frozenset({
-    "auto_continue_on_truncation", "n_threads", "split", "user_keyword", "ai_keyword", "think",
-    "reasoning_effort", "reasoning_summary",
-    "videos",
-})
-
-
+# lollms-client's TTI binding names over its versions -> ours (dalle: OpenAI's images, 0.17-1.14).
+TTI_ALIASES = {"dalle": "openai", "dall-e": "openai", "openai_tti": "openai", "lollms_webui": "lollms"}
 class ClientBinding:
     """``lc.binding`` / ``lc.llm``: the text binding as lollms-client shows it.
 
@@ -105,8 +100,41 @@ class ClientBinding:
 
     @property
     def model_name(self) -> str:
-        """The model asked for; ``""`` when the server's default (or first) model is used."""
+        """The model asked for; ``""`` when the server's default (or first) model is used.
+
+        Setting it (``lc.llm.model_name = "llama3.2"``, as lollms-client's
+        bindings allow) makes the client's next calls use that model.
+        """
         return self().model or ""
+
+    @model_name.setter
+    def model_name(self, name: str) -> None:
+        self._client.set_model_name(name)
+
+    def load_model(self, model_name: str) -> bool:
+        """Use ``model_name`` from the next call on (lollms-client's binding method); True."""
+        self._client.set_model_name(model_name)
+        return True
+
+    def generate_from_messages(self, messages: Any, *args: Any, **kwargs: Any) -> str | dict[str, Any]:
+        """:meth:`LollmsClient.generate_from_messages`."""
+        return self._client.generate_from_messages(messages, *args, **kwargs)
+
+    def split_discussion(self, text: str, *args: Any, **kwargs: Any) -> list[dict[str, str]]:
+        """:meth:`LollmsClient.split_discussion`."""
+        return self._client.split_discussion(text, *args, **kwargs)
+
+    def get_model_info(self) -> dict[str, Any]:
+        """:meth:`LollmsClient.get_model_details`."""
+        return self._client.get_model_details()
+
+    def get_ctx_size(self, model_name: str | None = None) -> int | None:
+        """:meth:`LollmsClient.get_ctx_size`."""
+        return self._client.get_ctx_size(model_name)
+
+    def lollms_listMountedPersonalities(self, host_address: str | None = None) -> Any:
+        """:meth:`LollmsClient.listMountedPersonalities`."""
+        return self._client.listMountedPersonalities()
 
     def generate_text(self, prompt: str, *args: Any, **kwargs: Any) -> str | dict[str, Any]:
         """:meth:`LollmsClient.generate_text`."""
@@ -137,11 +165,19 @@ class ClientBinding:
             raise AttributeError(name)
         return getattr(self(), name)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "model":  # lollms-client's bindings keep both names
+            name = "model_name"
+        if name.startswith("_") or isinstance(getattr(type(self), name, None), property):
+            object.__setattr__(self, name, value)
+        else:
+            raise AttributeError(f"lc.binding.{name} cannot be set here; the client's settings are its own")
+
     def __repr__(self) -> str:
         return f"<ClientBinding {self.binding_name} at {self.host_address} model={self.model_name!r}>"
 
 
-class LollmsClient(Session):
+class LollmsClient(CodeHelpers, ServerInfo, LongTexts, OutOfScope, Session):
     """lollms-client's ``LollmsClient`` (the course's 0.12-0.28 spelling, and 1.x's).
 
     Parameters
@@ -194,12 +230,15 @@ class LollmsClient(Session):
         llm_binding_name: str | None = None,
         llm_binding_config: Mapping[str, Any] | None = None,
         tti_binding_config: Mapping[str, Any] | None = None,
+        user_name: str = "user",
+        ai_name: str = "assistant",
         **unused: Any,
     ) -> None:
         unknown = sorted(set(unused) - _UNUSED)
         if unknown:
             raise TypeError(f"LollmsClient got unexpected keyword argument(s): {', '.join(unknown)}")
         _refuse_modalities(unused)
+        self.user_name, self.ai_name = user_name, ai_name  # the !@>user: / !@>assistant: headers
         config = dict(llm_binding_config or {})
         given = llm_binding_name or binding_name or "lollms"
         self.binding_name: str = os.environ.get(ENV_OVERRIDES["binding"]) or given
@@ -262,6 +301,38 @@ class LollmsClient(Session):
         set_default_session(self)
         return self
 
+    # -- the model and the binding, changed on the fly -----------------------------
+
+    def set_model_name(self, model_name: str) -> None:
+        """Use ``model_name`` from the next call on (``""``: the server's choice); nothing is sent now.
+
+        What ``lc.llm.model_name = ...``, ``lc.binding.model_name = ...``,
+        ``lc.llm.load_model(...)`` and ``lc.switch_model(...)`` do.
+        """
+        target = self.configured()
+        if target is None:  # the environment chose the binding: keep it, with this model
+            target = self.default_target()
+        self.use(target.name, model_name or None, target.host, reason=target.reason)
+        if not model_name and self._chosen is not None:
+            self._chosen = Target(target.name, None, target.host, target.reason)
+
+    def update_llm_binding(self, binding_name: str, config: Mapping[str, Any] | None = None) -> None:
+        """lollms-client 1.x: use another text binding (``config``: ``host_address``, ``model_name``...)."""
+        config = dict(config or {})
+        name, protocol = ALIASES.get(binding_name, (binding_name, None))
+        key = clean_key(config.pop("service_key", None), "service_key")
+        try:
+            self.use(name, config.pop("model_name", None) or None, config.pop("host_address", None),
+                     api_key=key, reason="set with update_llm_binding")
+        except LollmsMagicsError as exc:
+            raise InvalidOptionError(f"Failed to update LLM binding: {binding_name}: {exc}") from None
+        if "ctx_size" in config:
+            self.default_ctx_size = config.pop("ctx_size")
+        config.pop("verify_ssl_certificate", None)
+        self.binding_name, self._text_binding, self._protocol = binding_name, name, protocol
+        self.binding_config.update(config)
+        self._check_binding()
+
     def _config_for(self, cls: type[Binding]) -> dict[str, Any]:
         config = super()._config_for(cls)
         if cls.name == "lollms":  # lollms-client's spellings that pin the protocol, and its personality
@@ -280,206 +351,31 @@ class LollmsClient(Session):
                 f"Failed to create LLM binding {self.binding_name!r}: {exc}; check llm_binding_config"
             ) from None
 
-    # -- generation -----------------------------------------------------------------
-
-    def generate_text(
-        self,
-        prompt: str,
-        images: Sequence[Any] | None = None,
-        system_prompt: str = "",
-        n_predict: int | None = None,
-        stream: bool | None = None,
-        temperature: float | None = None,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        repeat_penalty: float | None = None,
-        repeat_last_n: int | None = None,
-        seed: int | None = None,
-        streaming_callback: Callback | None = None,
-        **kwargs: Any,
-    ) -> str | dict[str, Any]:
-        """The generated text, or ``{"status": False, "error": "<one line>"}`` when it failed.
-
-        ``images`` are file paths (or bytes, PIL images, data URLs). With a
-        ``streaming_callback`` (this call's, else the constructor's) the
-        answer streams, unless ``stream=False``: ``callback(chunk,
-        MSG_TYPE.MSG_TYPE_CHUNK)`` per piece; returning ``False`` stops and
-        the text so far is returned; ``None`` continues (see
-        :mod:`lollms_magics.compat.callbacks`); a failure reaches it as
-        ``MSG_TYPE_EXCEPTION`` before the error dict is returned. The
-        conversation is not used or kept: each call stands alone.
-        """
-        callback = streaming_callback or self.default_streaming_callback
-        if stream is None:
-            stream = self.default_stream or callback is not None
-        options: dict[str, Any] = {
-            "n_predict": n_predict, "temperature": temperature, "top_k": top_k, "top_p": top_p,
-            "repeat_penalty": repeat_penalty, "repeat_last_n": repeat_last_n, "seed": seed,
-        }
-        options.update({k: v for k, v in kwargs.items() if k not in _IGNORED_GENERATE})
-        try:
-            response = self.ask(prompt, system=system_prompt or None, images=list(images or ()) or None,
-                                stream=bool(stream), history=False, **options)
-        except LollmsMagicsError as exc:
-            return failure(exc, callback, self.keys.redact)
-        return read_answer(response, callback if stream else None, self.keys.redact)
-
-    def generate_structured_content(
-        self,
-        prompt: str,
-        images: Sequence[Any] | None = None,
-        schema: Any = None,
-        system_prompt: str | None = None,
-        max_retries: int = 1,
-        use_override: bool = False,
-        *,
-        template: Any = None,
-        output_format: Any = None,
-        extra_system_prompt: str | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """The answer as data (a dict, or what the schema describes), or ``None`` when it failed.
-
-        lollms-client's spelling: ``schema`` is a JSON Schema (dict or JSON
-        text; a dict of properties alone is wrapped into an object), or the
-        0.x ``template`` / ``output_format``, an example of the answer (see
-        :mod:`lollms_magics.compat.structured`); a dataclass, a pydantic model
-        or a short form ``"name: str, age: int"`` work too. The arguments are
-        1.7's order, ``(prompt, images, schema, ...)``; a schema given second,
-        as 1.9 orders them (``(prompt, schema, images, ...)``), is read as the
-        schema. ``kwargs`` are
-        generation options (``n_predict``, ``temperature``...) and
-        ``callback`` / ``streaming_callback`` (called as for
-        :meth:`generate_text`, a failure as ``MSG_TYPE_EXCEPTION``).
-
-        The backend is constrained to the schema where it can be, the answer
-        checked, and asked again once when it does not fit; ``max_retries``
-        and ``use_override`` are accepted, but there is always that one repair
-        and the schema's instructions are always added. Unlike lollms-client,
-        an answer that still does not fit gives ``None`` (with a
-        :class:`~lollms_magics.errors.LollmsMagicsWarning` saying why), never
-        data that does not follow the schema. A schema that is not one raises
-        ``ValueError`` (``TypeError`` for a template that is not JSON), as in lollms-client.
-        """
-        from ..core.schemas import as_schema
-        from .structured import course_order, course_schema
-
-        images, schema = course_order(images, schema)
-        callback = kwargs.pop("callback", None) or kwargs.pop("streaming_callback", None)
-        options = {k: v for k, v in kwargs.items() if k not in _IGNORED_GENERATE and k != "debug"}
-        # Read first, outside the try: lollms-client raises for a schema it cannot read.
-        spec = as_schema(course_schema(schema, template if template is not None else output_format))
-        system = "\n\n".join(p for p in (system_prompt, extra_system_prompt) if p) or None
-        try:
-            response = self.ask(prompt, system=system, images=list(images or ()) or None,
-                                stream=callback is not None, history=False, schema=spec, **options)
-        except LollmsMagicsError as exc:
-            return _structured_failure(failure(exc, callback, self.keys.redact))
-        answer = read_answer(response, callback, self.keys.redact)
-        if isinstance(answer, dict):  # the error dict of a failure
-            return _structured_failure(answer)
-        return getattr(response, "data", None)
-
-    def generate_structured_content_pydantic(
-        self, prompt: str, pydantic_model: Any, images: Sequence[Any] | None = None,
-        system_prompt: str | None = None, max_retries: int = 1, use_override: bool = False, **kwargs: Any,
-    ) -> Any:
-        """An instance of ``pydantic_model`` (a class, or the class of an instance) from the answer, or None.
-
-        lollms-client's spelling and return values; the answer is asked for
-        and checked as :meth:`generate_structured_content` does, with the
-        model's JSON Schema. Raises ``TypeError`` when ``pydantic_model`` is
-        not a pydantic model, as lollms-client does.
-        """
-        from .structured import pydantic_class
-
-        model = pydantic_class(pydantic_model)
-        data = self.generate_structured_content(prompt, images, model, system_prompt, max_retries,
-                                                use_override, **kwargs)
-        return None if data is None else model.model_validate(data)
-
-    # -- models and tokens ----------------------------------------------------------
-
-    def listModels(self) -> list[dict[str, Any]] | dict[str, Any]:
-        """The models of the binding as ``[{"model_name": ...}, ...]``, or an error dict."""
-        try:
-            models = self.models()
-        except LollmsMagicsError as exc:
-            return error_dict(one_line(self.keys.redact(str(exc))))
-        return [{**dict(m.details), "model_name": m.name} for m in models]
-
-    def list_models(self) -> list[dict[str, Any]] | dict[str, Any]:
-        """lollms-client 1.7's name for :meth:`listModels`."""
-        return self.listModels()
-
-    def tokenize(self, text: str) -> list[int]:
-        """The model's tokens for ``text``, from the server (or the embedded model).
-
-        Raises :class:`~lollms_magics.errors.UnsupportedFeatureError` when the
-        backend has no tokenizer to ask (Ollama, OpenAI): lollms-client gave
-        tiktoken's tokens there, which are not the model's.
-        """
-        binding = Session.binding(self)
-        tokens = binding.tokenize(text)
-        if tokens is None:
-            raise _cannot(binding, "tokenize text")
-        return tokens
-
-    def detokenize(self, tokens: list[int]) -> str:
-        """The text of ``tokens``, where the backend can say it (LoLLMs, the embedded model)."""
-        binding = Session.binding(self)
-        detokenize = getattr(binding, "detokenize", None)
-        text = detokenize(list(tokens)) if detokenize is not None else None
-        if text is None:
-            raise _cannot(binding, "detokenize tokens")
-        return str(text)
-
-    def count_tokens(self, text: str) -> int:
-        """The number of tokens of ``text``: the backend's count, else an estimate (~4 characters each)."""
-        from ..core.history import estimate_tokens
-
-        tokens = Session.binding(self).tokenize(text)
-        return len(tokens) if tokens is not None else estimate_tokens(text)
-
-    # -- long documents -------------------------------------------------------------
-
-    def sequential_summarize(self, *args: Any, **kwargs: Any) -> str:
-        """Summarize a text longer than the context, chunk by chunk with a memory; returns the summary.
-
-        Takes lollms-client's arguments (``text, chunk_processing_prompt,
-        chunk_processing_output_format, final_memory_processing_prompt,
-        final_output_format, ctx_size, chunk_size, overlap,
-        bootstrap_chunk_size, bootstrap_steps, callback, debug``) and the
-        course's (``full_text_content``, ``instruction_prompt``,
-        ``output_format_prompt``, ``context_size``); see
-        :mod:`lollms_magics.compat.summary`. Failures return ``"Error: ..."``;
-        :attr:`last_summary` keeps the figures (calls, tokens, time).
-        """
-        arguments = SummaryArguments(args, kwargs)
-        try:  # the rule of every prompt: a text holding a key is not sent
-            self.keys.refuse(str(arguments.text), "the text to summarize")
-        except LollmsMagicsError as exc:
-            failure(exc, arguments.callback, self.keys.redact)
-            return f"Error: {exc}"
-        text, self.last_summary = run_sequential_summarize(
-            Session.binding(self), arguments, self.default_n_predict, self.default_temperature,
-            self.default_ctx_size, self.keys.redact,
-        )
-        return text
-
     # -- pictures -----------------------------------------------------------------
 
     def _make_tti(self, name: str | None, config: dict[str, Any]) -> CourseTTI | None:
         name = os.environ.get(ENV_OVERRIDES["tti_binding"]) or name
         if not name:
             return None
+        given, name = name, TTI_ALIASES.get(name, name)
+        from ..errors import UnknownBindingError
+        from ..tti import image_binding_names
         from .tti import CourseTTI
 
         host = os.environ.get(ENV_OVERRIDES["tti_host"]) or config.pop("host_address", None)
         if host is None and SAME_SERVER.get(name) == self._text_binding:
             host = self.host_address  # the course's TTI lives on the client's server
-        key = clean_key(config.pop("service_key", None), "the TTI service_key") or self.service_key
+        given_key = config.pop("service_key", None) or config.pop("api_key", None)
+        key = clean_key(given_key, "the TTI service_key") or self.service_key
+        if "base_url" in config and host is None:  # lollms-client 1.x's openai TTI spelling
+            host = config.pop("base_url")
+        config.pop("base_url", None)
         config.pop("verify_ssl_certificate", None)
+        # lollms-client's dalle/openai defaults: the size is used when a call gives none, the rest
+        # (quality, style) have no setting here.
+        size = config.pop("default_size", None) or config.pop("size", None)
+        for unused in ("default_quality", "default_style", "quality", "style", "certificate_file_path"):
+            config.pop(unused, None)
         if name == "lollms" and key:
             config.setdefault("client_id", key)  # lollms-webui's image calls take the key as client id
         model = config.pop("model_name", None)
@@ -489,12 +385,16 @@ class LollmsClient(Session):
             binding = self.image_binding()
         except (LollmsMagicsError, TypeError, ValueError) as exc:
             self.use_image("auto")
+            reason = one_line(str(exc))
+            if isinstance(exc, UnknownBindingError):
+                names = [n + (" (dalle)" if n == "openai" else "") for n in image_binding_names()]
+                reason = f"the image bindings are {', '.join(names)}"
             warnings.warn(
-                f"no TTI binding: {name!r} could not be made ({one_line(str(exc))}); lc.tti is None",
+                f"no TTI binding: {given!r} could not be made ({reason}); lc.tti is None",
                 LollmsMagicsWarning, stacklevel=3,
             )
             return None
-        return CourseTTI(binding, name)
+        return CourseTTI(binding, given, size=size)
 
     def close(self) -> None:
         """Close the connections of the text and image bindings."""
@@ -507,11 +407,6 @@ class LollmsClient(Session):
         return f"<LollmsClient {self.binding_name} host={self.host_address!r}>"
 
 
-def _structured_failure(error: dict[str, Any]) -> None:
-    """lollms-client's failure value for structured content, ``None``, with the reason as a warning."""
-    warnings.warn(f"generate_structured_content failed: {error['error']}", LollmsMagicsWarning, stacklevel=3)
-
-
 def _refuse_modalities(unused: Mapping[str, Any]) -> None:
     """Speech, video and music bindings do not exist here: say so once instead of failing later."""
     asked = [k for k in ("tts_binding_name", "stt_binding_name", "ttv_binding_name", "ttm_binding_name",
@@ -520,10 +415,3 @@ def _refuse_modalities(unused: Mapping[str, Any]) -> None:
         warnings.warn(f"{', '.join(asked)}: lollms-magics has text and image bindings only; "
                       "those attributes stay None", LollmsMagicsWarning, stacklevel=3)
 
-
-def _cannot(binding: Binding, what: str) -> LollmsMagicsError:
-    from ..tti.base import UnsupportedFeatureError
-
-    return UnsupportedFeatureError(
-        f"{binding.name} at {binding.host} cannot {what}: its API has no such call"
-    )

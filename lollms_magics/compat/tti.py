@@ -36,9 +36,10 @@ class CourseTTI:
     other attributes (``create_images``, ``list_models``...) are its own.
     """
 
-    def __init__(self, binding: ImageBinding, binding_name: str) -> None:
+    def __init__(self, binding: ImageBinding, binding_name: str, size: str | None = None) -> None:
         self.binding = binding
         self.binding_name = binding_name
+        self.default_size = size  # "WxH" from tti_binding_config, for calls that give no size
         self._by_client: dict[str, ImageBinding] = {}
         self._hidden: dict[str, Any] = {}  # the secret settings' values get_settings masked, by name
 
@@ -63,13 +64,28 @@ class CourseTTI:
         return made
 
     def list_services(self, client_id: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
-        """The image services the server offers (``[{"name", "caption", "help"}]``); ``[]`` if unknown."""
+        """The image services the server offers (``[{"name", "caption", "help"}]``); ``[]`` if unknown.
+
+        An OpenAI-compatible image server has no services: its image models
+        are listed as the services (``{"name": model, "caption": model,
+        "help": ...}``), so a script choosing a service by name chooses a
+        model; ``[]`` when it cannot list them.
+        """
+        from ..errors import BindingError
         from ..tti.base import UnsupportedFeatureError
 
         try:
             return self._for(client_id).list_services()
         except UnsupportedFeatureError:
+            pass
+        if self.binding.name != "openai":
             return []
+        try:
+            models = self.binding.list_models()
+        except (UnsupportedFeatureError, BindingError):
+            return []
+        return [{"name": m.name, "caption": m.name, "help": f"image model {m.name} of {self.binding.host}"}
+                for m in models]
 
     def get_settings(self, client_id: str | None = None, **kwargs: Any) -> Any:
         """The active service's settings (lollms-webui: ``[{"name", "type", "value", ...}]``); else ``{}``."""
@@ -97,17 +113,24 @@ class CourseTTI:
         self,
         prompt: str,
         negative_prompt: str = "",
-        width: int = 512,
-        height: int = 512,
+        width: int | None = None,
+        height: int | None = None,
         client_id: str | None = None,
         **kwargs: Any,
     ) -> bytes:
         """The encoded picture (JPEG from lollms-webui, PNG from most others); raises on failure.
 
-        ``kwargs`` go to the server: ``seed``, ``steps``, ``cfg_scale`` where
-        it honours them (a warning says when not), and server-specific fields.
+        ``width`` and ``height`` default to the config's ``default_size``
+        (``size``), else 512. ``size="WxH"`` (lollms-client 1.x's OpenAI
+        spelling) gives both. ``kwargs`` go to the server: ``seed``,
+        ``steps``, ``cfg_scale`` where it honours them (a warning says when
+        not), and server-specific fields.
         """
         kwargs.pop("n", None)  # one picture, as lollms-client's binding returns one
+        size = kwargs.pop("size", None) or self.default_size
+        if size and width is None and height is None:
+            width, height = (int(v) for v in str(size).lower().split("x"))
+        width, height = width or 512, height or 512
         data = self._for(client_id).generate_image(prompt, negative_prompt, width, height, **kwargs)
         return data if isinstance(data, bytes) else data[0]
 
