@@ -19,12 +19,14 @@ magics use; any number of others can be made.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidOptionError
 from ..options import validate_options
 from .asking import Asking
 from .docs import DocsIndex
+from .fallback import Fallbacks, parse_fallbacks
 from .history import Conversation, Exchange
 from .imaging import ImageChoice
 from .interpolate import DEFAULT_LIMIT
@@ -60,6 +62,12 @@ class Session(Asking, Rooms):
         with a smaller known window trims more).
     max_history:
         Exchanges kept in the conversation.
+    fallbacks:
+        Backends (``"BINDING[:MODEL]"``, in order) that answer when the
+        chosen one fails before its first text: refused, timed out, 429,
+        5xx, quota (see :mod:`lollms_magics.core.fallback`).
+    image_fallbacks:
+        The same for pictures (image bindings).
     options:
         Default generation options (``temperature=0.2``...), validated now.
     """
@@ -75,8 +83,13 @@ class Session(Asking, Rooms):
         max_history: int = 50,
         auto_timeout: float = 0.5,
         fill_limit: int = DEFAULT_LIMIT,
+        fallbacks: Sequence[str] | str | None = None,
+        image_fallbacks: Sequence[str] | str | None = None,
         **options: Any,
     ) -> None:
+        self._fallbacks = Fallbacks()
+        self.fallbacks = fallbacks  # type: ignore[assignment]  # the setter takes a str or None too
+        self.image_fallbacks = image_fallbacks  # type: ignore[assignment]
         self.conversation = Conversation()
         self.keys = KeyStore(declared_key_variables)
         self.context_size = context_size
@@ -169,11 +182,45 @@ class Session(Asking, Rooms):
             base = self.default_target()
         return Target(base.name, model or base.model, host or base.host, base.reason)
 
+    @property
+    def fallbacks(self) -> list[str]:
+        """The backends that answer when the chosen one fails before its first text (``BINDING[:MODEL]``).
+
+        Set it to a list or a comma-separated string; names are checked at once.
+        """
+        return self._fallbacks.labels(self._fallbacks.text)
+
+    @fallbacks.setter
+    def fallbacks(self, specs: Sequence[str] | str | None) -> None:
+        self._fallbacks.text = parse_fallbacks(specs)
+
+    @property
+    def image_fallbacks(self) -> list[str]:
+        """The image bindings that make a picture when the chosen one fails (``BINDING[:MODEL]``)."""
+        return self._fallbacks.labels(self._fallbacks.images)
+
+    @image_fallbacks.setter
+    def image_fallbacks(self, specs: Sequence[str] | str | None) -> None:
+        self._fallbacks.images = parse_fallbacks(specs, image=True)
+
     def binding(self, target: Target | None = None) -> Binding:
-        """The binding for ``target`` (default: the session's), made once per (name, host, model, key)."""
+        """The binding for ``target`` (default: the session's), made once per (name, host, model, key).
+
+        With :attr:`fallbacks`, its answers fall back to them (its ``fallback_chain``).
+        """
+        target = target or self.default_target()
+        binding = self._made(target)
+        binding.fallback_chain = self._fallbacks.chain_for(target, self._made)
+        return binding
+
+    def fallback_rows(self) -> list[tuple[str, str]]:
+        """``%lollms status``'s rows on the fallback chain and the switches it made lately."""
+        return self._fallbacks.status_rows()
+
+    def _made(self, target: Target) -> Binding:
+        """The binding for ``target``, made once per (name, host, model, key, settings)."""
         from ..bindings import binding_class
 
-        target = target or self.default_target()
         cls = binding_class(target.name)
         key = self.keys.get(target.name)
         env_key = os.environ.get(cls.key_env) if cls.key_env else None

@@ -6,7 +6,8 @@ now, where it really is (the host a binding found, not the one it was given),
 its key's state, and the conversation held: what of it the next prompt
 sends, trimmed and counted as :meth:`Session.ask` does (the same window,
 answer reserve, token counter and :meth:`Conversation.fit`), and what is
-left out to fit the window.
+left out to fit the window. With fallbacks: the chain, and the switches it
+made lately (what failed, who answered).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class Session(Protocol):
     def default_target(self) -> Target: ...
 
     def binding(self, target: Target | None = None) -> Binding: ...
+
+    def fallback_rows(self) -> list[tuple[str, str]]: ...
 
 __all__ = ["Status", "safe_host", "status_of"]
 
@@ -78,7 +81,7 @@ def status_of(session: Session, check: bool = True) -> Status:
     elif binding.key_env:
         state = "set" if os.environ.get(binding.key_env) else "not set"
         rows.append(("key", f"{binding.key_env} is {state}"))
-    return Status(rows + _history_rows(session, binding))
+    return Status(rows + session.fallback_rows() + _history_rows(session, binding))
 
 
 def _server_row(session: Session, binding: Binding) -> str:

@@ -48,6 +48,9 @@ def _prompt_parser() -> Parser:
         help="context window in tokens (Ollama's num_ctx; reloads the embedded model)")
     add("--stop", action="append", metavar="TEXT", help="a string that ends the answer (repeatable)")
     add("--timeout", type=float, metavar="S", help="seconds the server may stay silent")
+    add("--fallback-to", metavar="B[:M],...",
+        help="backends that answer, in order, when the chosen one fails before its first text (refused, "
+             "timeout, 429, 5xx, quota); for this cell, over %%config LollmsMagics.fallbacks")
     add("-s", "--system", help="system prompt")
     add("-i", "--image", action="append", metavar="IMG",
         help="image path, or a variable holding a path, bytes or a PIL image (repeatable)")

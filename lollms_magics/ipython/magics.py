@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, Unicode, default, observe
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, List, Unicode, default, observe
 
 from ..core.history import cell_key
 from ..core.interpolate import DEFAULT_LIMIT, lookup
@@ -82,6 +82,10 @@ class LollmsMagics(Magics):
     context_cells = Int(
         0, help="Executed cells sent before each prompt (their code and value), as --context N does.",
     ).tag(config=True)
+    fallbacks = List(
+        Unicode(), help="Backends (BINDING[:MODEL]) that answer, in order, when the chosen one fails before "
+        "its first text: refused, timeout, 429 after retries, 5xx, quota (--fallback-to for one cell).",
+    ).tag(config=True)
     prices = Dict(
         help="Your prices, model (or binding:model) -> (input, output) per million tokens, for the cost "
         "column of %lollms usage; none are built in (they go stale).",
@@ -112,7 +116,7 @@ class LollmsMagics(Magics):
 
     @observe(
         "default_binding", "default_model", "default_host", "context_size", "max_history",
-        "auto_timeout", "timeout", "fill_limit",
+        "auto_timeout", "timeout", "fill_limit", "fallbacks",
     )
     def _on_setting(self, change: Any) -> None:
         self._apply(change["name"])
@@ -133,6 +137,11 @@ class LollmsMagics(Magics):
             setattr(s, name, getattr(self, name))
         elif name == "timeout":
             s.binding_config["read_timeout"] = self.timeout
+        elif name == "fallbacks":
+            try:
+                s.fallbacks = list(self.fallbacks)
+            except LollmsMagicsError as exc:  # a binding name that does not exist
+                raise UsageError(f"LollmsMagics.fallbacks: {exc}") from None
         else:  # default_binding, default_model, default_host
             wanted = self.default_binding.strip()
             if not wanted or wanted.lower() == "auto":
@@ -188,6 +197,18 @@ class LollmsMagics(Magics):
         the cell's value is then the MapResult when there is no ``-o``.
         """
         args, source = parse_prompt(line, cell)
+        if args.fallback_to is None:
+            return self._ask(args, source, line, cell)
+        session = self.session
+        kept = session.fallbacks
+        session.fallbacks = args.fallback_to  # for this cell only; names checked now
+        try:
+            return self._ask(args, source, line, cell)
+        finally:
+            session.fallbacks = kept
+
+    def _ask(self, args: Any, source: str, line: str, cell: str | None) -> Any:
+        """:meth:`ask` once the line is parsed (and ``--fallback-to`` set for the cell)."""
         source = source.strip()  # a cell's body ends with a newline the user did not type
         if not source:
             raise UsageError("%lollms: nothing to ask; write a prompt (see %lollms help)")

@@ -49,6 +49,8 @@ __all__ = [
     "Tape",
     "active",
     "from_environment",
+    "miss_mode",
+    "on_miss",
     "record",
     "replay",
     "stop",
@@ -60,6 +62,8 @@ ENV_FALLBACK = "LOLLMS_MAGICS_REPLAY_FALLBACK"
 ENV_SPEED = "LOLLMS_MAGICS_REPLAY_SPEED"
 
 _active: Tape | None = None
+_embedded_for: Player | None = None  # the player whose misses the embedded model answers
+MISS_MODES = ("error", "live", "embedded")
 
 
 def active() -> Tape | None:
@@ -83,20 +87,52 @@ def record(path: str | os.PathLike[str], *, redact: Callable[[str], str] | None 
 def replay(
     path: str | os.PathLike[str],
     *,
-    fallback: bool = False,
+    fallback: bool | str = False,
     speed: float = 1.0,
     redact: Callable[[str], str] | None = None,
 ) -> Player:
     """Answer from the file at ``path`` from now on.
 
-    A request the file lacks raises :class:`~lollms_magics.errors.NotRecordedError`,
-    or goes to the live backend with ``fallback=True``. ``speed`` scales the
+    A request the file lacks raises :class:`~lollms_magics.errors.NotRecordedError`
+    (``fallback="error"`` or False), goes to the live backend (``"live"`` or
+    True), or, with ``"embedded"``, a prompt it lacks is answered by the
+    embedded model (marked so in the answer; the session puts that model
+    last in its fallback chain). ``speed`` scales the
     recorded pacing (2: twice as fast; 0: no waiting). Raises
     ``FileNotFoundError`` or ``ValueError`` when the file cannot be used.
     """
-    player = Player(Cassette.load(path), fallback=fallback, speed=speed, redact=redact)
+    global _embedded_for
+    mode = miss_mode(fallback)
+    player = Player(Cassette.load(path), fallback=mode == "live", speed=speed, redact=redact)
+    _embedded_for = player if mode == "embedded" else None
     _start(player)
     return player
+
+
+def miss_mode(fallback: bool | str | None) -> str:
+    """``fallback`` as one of :data:`MISS_MODES` (True is ``"live"``, False and None ``"error"``)."""
+    if fallback is True:
+        return "live"
+    if fallback is False or fallback is None:
+        return "error"
+    word = str(fallback).strip().lower()
+    if word in MISS_MODES:
+        return word
+    if word in ("1", "true", "yes", "on"):
+        return "live"
+    if word in ("", "0", "false", "no", "off"):
+        return "error"
+    raise ValueError(f"a replay's fallback is error, live or embedded, not {fallback!r}")
+
+
+def on_miss() -> str | None:
+    """What answers a prompt the playing file lacks: "error", "live" or "embedded" (None: no replay)."""
+    tape = _active
+    if not isinstance(tape, Player):
+        return None
+    if tape is _embedded_for:
+        return "embedded"
+    return "live" if tape.fallback else "error"
 
 
 def stop() -> Tape | None:
@@ -110,7 +146,10 @@ def from_environment(redact: Callable[[str], str] | None = None) -> Tape | None:
     """Start the tape the environment asks for (:data:`ENV_REPLAY` first, then :data:`ENV_RECORD`)."""
     replay_path = os.environ.get(ENV_REPLAY, "").strip()
     if replay_path and replay_path.lower() != "off":
-        fallback = os.environ.get(ENV_FALLBACK, "").strip().lower() in ("1", "true", "yes", "on")
+        try:
+            fallback = miss_mode(os.environ.get(ENV_FALLBACK, ""))
+        except ValueError:
+            raise ValueError(f"{ENV_FALLBACK} must be error, live or embedded") from None
         speed_text = os.environ.get(ENV_SPEED, "").strip()
         try:
             speed = float(speed_text) if speed_text else 1.0
@@ -140,6 +179,16 @@ def _wrap(transport: Any, *, verify: bool, trust_env: bool) -> Any:
 
 
 def _local(call: dict[str, Any], run: Callable[[], Iterator[str]], response: Any) -> Iterator[str]:
+    from ..errors import NotRecordedError
     from .local import run_local
 
-    return run_local(call, run, response, _active)
+    tape = _active
+    try:
+        return run_local(call, run, response, tape)
+    except NotRecordedError:
+        if tape is None or tape is not _embedded_for:
+            raise
+    # --fallback embedded: the model answers what the file lacks, and the answer says so.
+    response.notes.append("not in the replay file: answered live by the embedded model")
+    response.fallback = {"replay_miss": True, "answered_by": "the embedded model"}
+    return run()
