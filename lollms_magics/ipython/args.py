@@ -77,6 +77,12 @@ def _prompt_parser() -> Parser:
     add("--docs", metavar="SOURCE",
         help="answer from documents: a file, folder, glob, URL or variable (as summarize takes); the "
              "passages matching the question are sent, cited in the answer and listed under it")
+    add("--tools", metavar="F,G",
+        help="let the model call these functions of the notebook (described from their signatures and "
+             "docstrings); each call is shown, and asked for approval unless the function is marked "
+             "@tool(safe=True)")
+    add("--yes", action="store_true", help="with --tools: run every call of this cell without asking")
+    add("--max-rounds", type=int, metavar="N", help="with --tools: rounds of calls at most (default 4)")
     add("--debug", action="store_true", help="show the traceback of errors")
     p.epilog = (
         "--schema's short form: fields NAME: TYPE separated by commas (quote a NAME with spaces); TYPE is "
@@ -89,7 +95,7 @@ def _prompt_parser() -> Parser:
 
 
 PROMPT_PARSER = _prompt_parser()
-FLAGS = frozenset({"--no-stream", "--new", "--raw", "--debug", "--fail-fast"})
+FLAGS = frozenset({"--no-stream", "--new", "--raw", "--debug", "--fail-fast", "--yes"})
 
 
 def split_options(line: str) -> tuple[list[str], str]:

@@ -31,7 +31,7 @@ from ..errors import (
     PromptError,
     UnknownBindingError,
 )
-from . import commands, docs_view
+from . import commands, docs_view, tools_view
 from .args import parse_prompt
 from .display import FORMATS, LiveAnswer, first_code_block, has_rich_display
 from .failure import CellFailure
@@ -212,6 +212,7 @@ class LollmsMagics(Magics):
         source = source.strip()  # a cell's body ends with a newline the user did not type
         if not source:
             raise UsageError("%lollms: nothing to ask; write a prompt (see %lollms help)")
+        tools = tools_view.for_cell(args, self.ip.user_ns, rich=self._rich(), redact=self.session.keys.redact)
         if args.each is not None:
             if args.context:
                 raise UsageError("%lollms: --context goes with one prompt, not with --each")
@@ -242,7 +243,7 @@ class LollmsMagics(Magics):
                 images=images, stream=not args.no_stream,
                 namespace=None if args.raw else self.ip.user_ns, key=key, new=args.new, schema=schema,
                 docs=docs_view.source_of(self.ip.user_ns, args.docs) if args.docs else None,
-                context=self._context(args.context),
+                context=self._context(args.context), **(tools.ask_options() if tools else {}),
                 **{k: v for k, v in options.items() if v is not None},
             )
         finally:
@@ -257,6 +258,8 @@ class LollmsMagics(Magics):
             extra["images"] = len(images)
         text = self._stream(response, args, extra)
         docs_view.show_passages(response, text, self._rich(), self.session.keys.redact)
+        if tools is not None:
+            tools.finish(response)
         if fmt == "code" and key not in self._code_cells and response.done and schema is None:
             self._code_cells.add(key)
             self.ip.set_next_input(first_code_block(text))

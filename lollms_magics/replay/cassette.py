@@ -36,6 +36,7 @@ from typing import Any
 
 from ..errors import NotRecordedError
 from .scrub import Scrubber, canonical, prompt_of
+from .tools import changed_results
 
 __all__ = ["FORMAT", "Cassette", "Player", "Recorder", "Tape"]
 
@@ -67,6 +68,8 @@ class Cassette:
         # One writer at a time: two threads saving at once could otherwise put an older
         # snapshot over a newer one, and an answer recorded in between would be lost.
         self._write_lock = threading.Lock()
+        # Calls whose replayed result differs from the recorded one (see .tools), until read.
+        self._changed: list[str] = []
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Cassette:
@@ -103,7 +106,15 @@ class Cassette:
                 return None
             index = self._served.get(name, 0)
             self._served[name] = index + 1
-            return answers[min(index, len(answers) - 1)]
+            entry = answers[min(index, len(answers) - 1)]
+            self._changed.extend(changed_results(key, entry["key"]))
+            return entry
+
+    def changed_results(self) -> list[str]:
+        """The calls whose result, in requests answered since last asked, differs from the recorded one."""
+        with self._lock:
+            changed, self._changed = self._changed, []
+        return changed
 
     def put(self, entry: dict[str, Any], *, replace: bool) -> None:
         """Add an answer; ``replace`` drops the answers recorded for its key before."""

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..secret_fields import is_secret_field, is_secret_setting, key_forms
+from .tools import matching_form
 
 __all__ = ["LONG_STRING", "MASK", "Scrubber", "canonical", "header_secrets", "prompt_of", "request_key"]
 
@@ -190,8 +191,13 @@ def request_key(
 
 
 def canonical(key: Any) -> str:
-    """The string a key is matched by: JSON with sorted keys and no spaces."""
-    return json.dumps(key, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The string a key is matched by: JSON with sorted keys and no spaces.
+
+    The content of ``"tool"`` messages is left out: replayed, the notebook's
+    functions run again and may return something else, and the model's
+    recorded answer must still be found (:mod:`.tools` says what changed).
+    """
+    return json.dumps(matching_form(key), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _content_text(content: Any) -> str:
