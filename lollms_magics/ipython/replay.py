@@ -4,7 +4,7 @@
 
     %lollms record answers.jsonl       every answer from now on is written to the file
     %lollms record off                 stop recording
-    %lollms replay answers.jsonl [--fallback] [--speed 2]
+    %lollms replay answers.jsonl [--fallback [error|live|embedded]] [--speed 2]
     %lollms replay off                 live backends again
 
 The file is relative to the kernel's working folder, which Jupyter sets to
@@ -44,7 +44,11 @@ def _record_parser() -> Parser:
 def _replay_parser() -> Parser:
     p = Parser("%lollms replay")
     p.add_argument("file", nargs="?", help="the replay file, or 'off'")
-    p.add_argument("--fallback", action="store_true", help="ask a live backend what the file lacks")
+    p.add_argument(
+        "--fallback", nargs="?", const="live", default="error", choices=replay.MISS_MODES,
+        help="what answers a prompt the file lacks: error (the cell fails), live (a live backend; "
+        "--fallback alone) or embedded (the embedded model, marked as such)",
+    )
     p.add_argument("--speed", type=float, default=1.0, help="pace factor: 2 twice as fast, 0 no waiting")
     return p
 
@@ -64,6 +68,8 @@ def _describe(tape: replay.Tape | None) -> str:
         return "lollms: no recording or replay; answers come from live backends"
     if isinstance(tape, replay.Player):
         extra = ", live backends for the rest" if tape.fallback else ""
+        if replay.on_miss() == "embedded" and tape is replay.active():
+            extra = ", the embedded model for the rest"
         return f"lollms: replaying {len(tape.cassette)} answer(s) from {tape.path}{extra}"
     return f"lollms: recording answers to {tape.path}"
 
@@ -107,6 +113,14 @@ def _replay(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     if overridden:
         print(overridden)
         return
+    if args.fallback == "embedded":
+        import importlib.util
+
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise UsageError(
+                "%lollms replay --fallback embedded: the embedded model needs "
+                "pip install 'lollms-magics[local]'"
+            )
     try:
         tape = replay.replay(
             args.file, fallback=args.fallback, speed=args.speed, redact=magics.session.keys.redact
