@@ -13,13 +13,17 @@ host) and for one and two hosts, the same items go through
 * ``threads``: the same HTTP stack as the bindings (one ``httpx.Client`` per
   host, every connection kept) driven by N plain threads per host, the
   floor for a threaded client such as ``Session.map``;
+* ``baseline`` (with ``--baseline CHECKOUT``): ``lollms`` run from another
+  checkout of this project, in a child process, to compare two versions;
 * ``litellm``: ``litellm.batch_completion(max_workers=N)`` (one host: it
   takes one ``api_base``), run by the Python of another environment given
   with ``--litellm PYTHON`` (litellm is not a dependency of this project).
 
 Items per second, their share of the ideal ``hosts × N / delay``, and the
 client's own CPU per item (``time.process_time``: the servers are other
-processes) are printed as a Markdown table.
+processes) are printed as a Markdown table; with ``--repeat R`` each client
+runs R times per point, interleaved with the others, and the table gives the
+medians (on a shared machine one run can fall on a burst of others' work).
 
 Memory (``--memory``): 100,000 short items through ``Session.map`` in a
 fresh process against a server that answers at once, with the resume store
@@ -38,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -205,6 +210,23 @@ def run_threads(urls: list[str], items: list[str], concurrency: int) -> dict[str
     return {"wall": wall, "cpu": cpu}
 
 
+_BASELINE = """
+import json, sys
+root, urls, concurrency, count = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+sys.path[:0] = [root + "/benchmarks", root]
+import bench_map
+print(json.dumps(bench_map.run_lollms(urls, bench_map.prompts(count), concurrency)))
+"""
+
+
+def run_baseline(root: str, urls: list[str], count: int, concurrency: int) -> dict[str, Any]:
+    """``run_lollms`` with the ``lollms_magics`` of another checkout (``--baseline``), in a child process."""
+    command = [sys.executable, "-c", _BASELINE, root, json.dumps(urls), str(concurrency), str(count)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
 _LITELLM = """
 import json, os, sys, time
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
@@ -236,31 +258,52 @@ def run_litellm(python: str, url: str, count: int, concurrency: int) -> dict[str
 # -- the two measures ------------------------------------------------------------------------------------
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def throughput(args: argparse.Namespace) -> None:
+    chosen = args.clients.split(",") if args.clients else ["lollms", "threads"]  # plain always runs
     servers = [start_server(args.delay, 64) for _ in range(2)]
     urls = [url for _, url in servers]
     items = prompts(args.items)
-    print(f"{args.items} items, {args.delay * 1000:.0f} ms per request, servers serving up to 64 at once\n")
-    print("| hosts | N | client | items/s | of ideal | vs plain | CPU ms/item |")
-    print("|---|--:|---|--:|--:|--:|--:|")
+    print(f"{args.items} items, {args.delay * 1000:.0f} ms per request, servers serving up to 64 at once, "
+          f"median of {args.repeat} run(s) per client, interleaved\n")
+    print("| hosts | N | client | items/s | of ideal | vs plain | CPU ms/item | load avg |")
+    print("|---|--:|---|--:|--:|--:|--:|--:|")
     try:
         for hosts in (1, 2):
             for concurrency in args.concurrency:
                 ideal = hosts * concurrency / args.delay
-                rows: dict[str, dict[str, Any]] = {}
-                rows["plain"] = run_plain(urls[:hosts], items, concurrency)
-                rows["threads"] = run_threads(urls[:hosts], items, concurrency)
-                rows["lollms"] = run_lollms(urls[:hosts], items, concurrency)
-                if args.litellm and hosts == 1:
-                    rows["litellm"] = run_litellm(args.litellm, urls[0], len(items), concurrency)
-                plain_rate = len(items) / rows["plain"]["wall"]
-                for name in ("lollms", "plain", "threads", "litellm"):
-                    if name not in rows:
+                runs: dict[str, list[dict[str, Any]]] = {}
+                loads: list[float] = []
+                # Interleaved (plain, threads, lollms, plain, ...): a burst of load from other work
+                # on a shared machine falls on every client, not on one.
+                for _ in range(args.repeat):
+                    runs.setdefault("plain", []).append(run_plain(urls[:hosts], items, concurrency))
+                    if "threads" in chosen:
+                        runs.setdefault("threads", []).append(run_threads(urls[:hosts], items, concurrency))
+                    if "lollms" in chosen:
+                        runs.setdefault("lollms", []).append(run_lollms(urls[:hosts], items, concurrency))
+                    if args.baseline:
+                        runs.setdefault("baseline", []).append(
+                            run_baseline(args.baseline, urls[:hosts], len(items), concurrency))
+                    if args.litellm and hosts == 1:
+                        runs.setdefault("litellm", []).append(
+                            run_litellm(args.litellm, urls[0], len(items), concurrency))
+                    loads.append(os.getloadavg()[0])
+                rates = {name: _median([len(items) / r["wall"] for r in rows]) for name, rows in runs.items()}
+                load = f"{min(loads):.0f}–{max(loads):.0f}" if round(min(loads)) != round(max(loads)) \
+                    else f"{loads[0]:.0f}"
+                for name in ("lollms", "baseline", "plain", "threads", "litellm"):
+                    if name not in runs:
                         continue
-                    rate = len(items) / rows[name]["wall"]
-                    cpu = rows[name]["cpu"] / len(items) * 1000
+                    rate = rates[name]
+                    cpu = _median([r["cpu"] for r in runs[name]]) / len(items) * 1000
                     print(f"| {hosts} | {concurrency} | {name} | {rate:.0f} | {rate / ideal:.0%} | "
-                          f"{rate / plain_rate:.0%} | {cpu:.2f} |", flush=True)
+                          f"{rate / rates['plain']:.0%} | {cpu:.2f} | {load} |", flush=True)
     finally:
         for proc, _ in servers:
             proc.kill()
@@ -302,7 +345,7 @@ def memory(args: argparse.Namespace) -> None:
         print(f"{args.count:,} short items against a server that answers at once, concurrency {args.n}\n")
         print("| client | RSS before MB | peak RSS MB | peak − before MB | µs per item |")
         print("|---|--:|--:|--:|--:|")
-        for client in args.clients.split(","):
+        for client in (args.clients or "lollms,threads").split(","):
             done = subprocess.run(
                 [sys.executable, __file__, "--memory-child", client, "--url", url, "--count", str(args.count),
                  "-n", str(args.n)], capture_output=True, text=True, check=True,
@@ -321,10 +364,16 @@ def main() -> None:
     ap.add_argument("--delay", type=float, default=0.05, help="seconds the server takes per request")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--litellm", metavar="PYTHON", help="a Python with litellm installed")
+    ap.add_argument("--baseline", metavar="CHECKOUT",
+                    help="another checkout of this project (git worktree, git archive) whose Session.map "
+                         "runs beside, as the client 'baseline', to compare two versions in one run")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs per client and point, interleaved; the table gives their medians")
     ap.add_argument("--memory", action="store_true", help="the memory measure instead")
     ap.add_argument("--count", type=int, default=100_000, help="items of the memory measure")
     ap.add_argument("-n", type=int, default=16, help="concurrency of the memory measure")
-    ap.add_argument("--clients", default="lollms,threads", help="clients of the memory measure, by comma")
+    ap.add_argument("--clients", help="clients by comma: of the memory measure (default lollms,threads), or "
+                                      "besides plain in the throughput one (default lollms,threads)")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--slots", type=int, default=64, help=argparse.SUPPRESS)
     ap.add_argument("--memory-child", choices=["lollms", "threads"], help=argparse.SUPPRESS)
