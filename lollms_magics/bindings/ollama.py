@@ -6,6 +6,13 @@ Images travel as raw base64, without a ``data:`` prefix. A thinking model's
 reasoning (``message.thinking``, or ``thinking`` from ``/api/generate``) is
 kept apart from the answer.
 
+Tools go as ``tools`` (OpenAI's shape, which Ollama takes); the model's calls
+come whole, in ``message.tool_calls`` of one or more lines (arguments as an
+object, an ``id`` from Ollama 0.12, none before: one is made up), and a
+tool's result goes back as a ``"tool"`` message with ``tool_name`` and
+``tool_call_id``. Ollama has no ``tool_choice``: ``"none"`` is honoured by
+not sending the tools, other choices are left to the model.
+
 An answer asked for with a schema sends it as ``format`` (Ollama 0.5 and
 later turn it into a grammar); a server that refuses it (older ones took only
 ``"json"``) is asked with ``format: "json"``, then without, and its host is
@@ -22,7 +29,7 @@ import httpx
 
 from ..errors import BadRequestError, ProtocolError
 from ..response import Response
-from ..schema import GenerationRequest, ModelInfo
+from ..schema import GenerationRequest, Message, ModelInfo, ToolCall
 from .base import Probe
 from .http import HTTPBinding, ReportedError, normalize_host
 
@@ -43,6 +50,23 @@ def forget_formats() -> None:
 
 def _format(kind: str, schema: dict[str, Any]) -> Any:
     return schema if kind == "schema" else "json" if kind == "json" else None
+
+
+def _chat_message(m: Message) -> dict[str, Any]:
+    """One message of ``/api/chat``: images as raw base64, calls with their arguments as objects."""
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.images:
+        out["images"] = [i.b64 for i in m.images]
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id, "function": {"index": i, "name": c.name, "arguments": c.arguments}}
+            for i, c in enumerate(m.tool_calls)
+        ]
+    if m.role == "tool":
+        out["tool_name"] = m.name or ""
+        if m.tool_call_id:
+            out["tool_call_id"] = m.tool_call_id
+    return out
 
 
 def ollama_host() -> str:
@@ -67,6 +91,7 @@ class OllamaBinding(HTTPBinding):
     start_hint = "start it with `ollama serve`, or set OLLAMA_HOST / --host to where it runs"
     auto_priority = 20
     framing = "ndjson"
+    supports_tools = True
     option_names: ClassVar[Mapping[str, str]] = {
         "n_predict": "num_predict",
         "temperature": "temperature",
@@ -140,7 +165,8 @@ class OllamaBinding(HTTPBinding):
         response.model = model
         body: dict[str, Any] = {"model": model, "stream": request.stream}
         messages = request.messages
-        if self.api == "generate" and len([m for m in messages if m.role != "system"]) == 1:
+        generate = self.api == "generate" and not request.tools
+        if generate and len([m for m in messages if m.role != "system"]) == 1:
             path = "/api/generate"
             body["prompt"] = messages[-1].content
             if messages[0].role == "system":
@@ -149,12 +175,9 @@ class OllamaBinding(HTTPBinding):
                 body["images"] = [i.b64 for i in messages[-1].images]
         else:
             path = "/api/chat"
-            body["messages"] = [
-                {"role": m.role, "content": m.content, "images": [i.b64 for i in m.images]}
-                if m.images
-                else {"role": m.role, "content": m.content}
-                for m in messages
-            ]
+            body["messages"] = [_chat_message(m) for m in messages]
+            if request.tools and request.tool_choice != "none":
+                body["tools"] = request.tools
         options = self._wire_options(request.options)
         if options:
             body["options"] = options
@@ -198,6 +221,12 @@ class OllamaBinding(HTTPBinding):
             thinking = event.get("thinking")
         if thinking:
             response.add_reasoning(thinking)
+        if message is not None and message.get("tool_calls"):
+            for call in message["tool_calls"]:
+                function = call["function"]
+                call_id = call.get("id") or f"call_{len(response.tool_calls)}"
+                arguments = function.get("arguments")
+                response.tool_calls.append(ToolCall.parse(call_id, function["name"], arguments))
         if event.get("done"):
             self._finish(event, response)
         return text  # type: ignore[no-any-return]

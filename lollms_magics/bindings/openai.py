@@ -22,6 +22,7 @@ next, and its host is remembered.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -31,7 +32,7 @@ import httpx
 
 from ..errors import BadRequestError, ProtocolError, ServerError
 from ..response import Response
-from ..schema import GenerationRequest, Message, ModelInfo
+from ..schema import GenerationRequest, Message, ModelInfo, ToolCall
 from .base import Probe
 from .http import HTTPBinding, ReportedError, normalize_host
 
@@ -102,14 +103,29 @@ def strict_compatible(schema: Any) -> bool:
     return all(strict_compatible(v) for k, v in schema.items() if k not in ("enum", "const", "default"))
 
 
-def chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
-    """Messages in OpenAI's shape; images become ``image_url`` parts with data URLs."""
+def chat_messages(messages: list[Message], tool_names: bool = True) -> list[dict[str, Any]]:
+    """Messages in OpenAI's shape; images become ``image_url`` parts with data URLs.
+
+    An assistant message that asked for tools carries its ``tool_calls``
+    (arguments as JSON strings); a tool's result is a ``"tool"`` message with
+    the ``tool_call_id`` it answers, and the tool's ``name`` when
+    ``tool_names`` (local servers' chat templates read it; api.openai.com
+    refuses a field it does not know).
+    """
     out: list[dict[str, Any]] = []
     for m in messages:
         if m.images:
             parts: list[dict[str, Any]] = [{"type": "text", "text": m.content}]
             parts += [{"type": "image_url", "image_url": {"url": i.data_url}} for i in m.images]
             out.append({"role": m.role, "content": parts})
+        elif m.tool_calls:
+            calls = [c.wire() for c in m.tool_calls]
+            out.append({"role": m.role, "content": m.content, "tool_calls": calls})
+        elif m.role == "tool":
+            result = {"role": "tool", "content": m.content, "tool_call_id": m.tool_call_id or ""}
+            if tool_names and m.name:
+                result["name"] = m.name
+            out.append(result)
         else:
             out.append({"role": m.role, "content": m.content})
     return out
@@ -140,6 +156,7 @@ class OpenAIBinding(HTTPBinding):
     end_marker = b"[DONE]"
     answer_kind = "a chat completion"
     include_usage = True
+    supports_tools = True
 
     def _normalize_host(self, host: str) -> str:
         host = normalize_host(host)
@@ -187,13 +204,18 @@ class OpenAIBinding(HTTPBinding):
     # -- the request -----------------------------------------------------------
 
     def _body(self, request: GenerationRequest, model: str | None) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": model or "", "messages": chat_messages(request.messages)}
+        messages = chat_messages(request.messages, not self._is_openai())
+        body: dict[str, Any] = {"model": model or "", "messages": messages}
         body.update(self._wire_options(request.options))
         if "max_tokens" in body and self._wants_completion_tokens(model):
             body["max_completion_tokens"] = body.pop("max_tokens")
         body["stream"] = request.stream
         if request.stream and self.include_usage:
             body["stream_options"] = {"include_usage": True}
+        if request.tools:
+            body["tools"] = request.tools
+            if request.tool_choice is not None:
+                body["tool_choice"] = request.tool_choice
         if request.schema is not None:
             kind = RESPONSE_FORMATS[_formats_taken.get(self.host, 0)]
             wanted = response_format(kind, request.schema)
@@ -275,14 +297,18 @@ class OpenAIBinding(HTTPBinding):
             delta = choice.get("delta")
             if delta:
                 text = delta.get("content")
-                if text is None or len(delta) > 1:  # more than the content: reasoning, a role...
+                if text is None or len(delta) > 1:  # more than the content: reasoning, a role, calls...
                     reasoning = delta.get("reasoning") or delta.get("reasoning_content")
                     if reasoning:
                         response.add_reasoning(reasoning)
+                    calls = delta.get("tool_calls")
+                    if calls:
+                        _add_call_deltas(response, calls)
             reason = choice.get("finish_reason")
             if reason is None:
                 return text  # a plain piece of text: nothing more to read
             response.finish_reason = reason
+            _end_calls(response)
         usage = event.get("usage")
         if usage:
             self._read_usage(usage, response)
@@ -296,6 +322,11 @@ class OpenAIBinding(HTTPBinding):
             response.add_reasoning(str(reasoning))
         response.finish_reason = choice.get("finish_reason")
         self._read_usage(data.get("usage"), response)
+        for index, call in enumerate(message.get("tool_calls") or ()):
+            function = call["function"]
+            response.tool_calls.append(
+                ToolCall.parse(call.get("id") or f"call_{index}", function["name"], function.get("arguments"))
+            )
         return str(message.get("content") or "")
 
     def _stream_complete(self, response: Response) -> bool:
@@ -332,6 +363,35 @@ class OpenAIBinding(HTTPBinding):
                 return tokens
         self._tokenize_found = ()
         return None
+
+
+def _add_call_deltas(response: Response, deltas: list[Any]) -> None:
+    """Assemble streamed calls by ``index``: the id and name come once, the arguments in pieces.
+
+    A server that sends each call whole in one delta (vLLM, some proxies) fits too.
+    """
+    # The pieces wait on the response itself (one answer, one stream), until the finish.
+    parts: dict[int, list[str]] = response.__dict__.setdefault("_call_parts", {})
+    for position, delta in enumerate(deltas):
+        index = delta.get("index", position)
+        part = parts.setdefault(index, ["", "", ""])  # id, name, arguments
+        function = delta.get("function") or {}
+        if delta.get("id"):
+            part[0] = delta["id"]
+        name = function.get("name")
+        if name and name != part[1]:  # a server repeating the whole name is not doubled
+            part[1] += name
+        arguments = function.get("arguments")
+        if arguments:
+            part[2] += arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+
+def _end_calls(response: Response) -> None:
+    """At the finish: the assembled calls into ``response.tool_calls``, in index order."""
+    parts: dict[int, list[str]] = response.__dict__.pop("_call_parts", {})
+    for index in sorted(parts):
+        call_id, name, arguments = parts[index]
+        response.tool_calls.append(ToolCall.parse(call_id or f"call_{index}", name, arguments))
 
 
 def _message_of(event: dict[str, Any]) -> str:

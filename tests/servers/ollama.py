@@ -14,6 +14,10 @@ model sends its reasoning first, in lines whose ``message.thinking`` (chat) or
 answer that follows the schema (``tests/servers/structured.py``);
 ``refuse_formats = {"schema"}`` answers a schema as Ollama before 0.5 did,
 whose ``Format`` field was a string (Go's unmarshal error, 400).
+
+``tools`` on ``/api/chat`` (``tests/servers/tools.py``): with ``tool_script``
+set, the script's calls come whole, one line each before the ``done`` line
+(or all in the whole answer's message), then the tools' results as text.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from __future__ import annotations
 import json
 import time
 
-from .base import Encoder, Exchange, LoopbackServer, Plan, is_special_model, reasoning_of
+from .base import Encoder, Exchange, LoopbackServer, Plan, is_special_model, reasoning_of, split_pieces
+from .tools import ids_for, ollama_calls, planned_calls, tool_text
 
 _B64 = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 MIDSTREAM_ERROR = "an error was encountered while running the model"
@@ -293,6 +298,10 @@ class OllamaServer(LoopbackServer):
             return
         stream = body.get("stream", True) is not False
         enc = NDJSONEncoder(model, chat, prompt_words)
+        calls = planned_calls(self, body) if chat else None
+        if calls is not None:
+            self.send_calls(ex, enc, calls, stream)
+            return
         limit = options.get("num_predict")
         limit = limit if isinstance(limit, int) else None
         fmt = body.get("format")
@@ -308,6 +317,8 @@ class OllamaServer(LoopbackServer):
                                        f"into Go struct field {struct}.format of type string"}, 400)
                 return
             plan = self.json_plan(model, text, fmt if kind == "schema" else None, limit)
+        elif chat and tool_text(body.get("messages") or []) is not None and not self.reply:
+            plan = Plan(model, split_pieces(tool_text(body["messages"]) or ""))
         else:
             plan = self.plan(model, text, limit)
         if not chat and not text and not images:  # empty prompt only loads the model
@@ -326,3 +337,21 @@ class OllamaServer(LoopbackServer):
         data = json.dumps(enc.final(plan, len(plan.pieces), plan.text), ensure_ascii=False).encode("utf-8")
         if not self.nonstream_fault(ex, plan, data, "application/json; charset=utf-8"):
             ex.send(200, data, "application/json; charset=utf-8")
+
+    def send_calls(self, ex: Exchange, enc: NDJSONEncoder, calls: list, stream: bool) -> None:
+        """Answer with whole tool calls: a line each, then the done line (``done_reason: "stop"``)."""
+        made = ollama_calls(calls, ids_for(calls))
+        plan = Plan(enc.model, [])
+        if not stream:
+            final = enc.final(plan, len(made) * 10)
+            final["message"]["tool_calls"] = made
+            ex.send_json(final)
+            return
+        s = ex.stream("application/x-ndjson")
+        for call in made:
+            message = {"role": "assistant", "content": "", "tool_calls": [call]}
+            line = {"model": enc.model, "created_at": now_iso(), "message": message, "done": False}
+            s.event(enc.line(line))
+        s.flush()
+        s.chunk(enc.finish(plan, len(made) * 10))
+        s.end()

@@ -27,6 +27,11 @@ pydantic 422), or ``"llama-cpp-python"``: its request model takes only
 validation error into a 500 whose OpenAI-shaped message quotes it
 (``llama_cpp/server/errors.py``); by default the style of ``error_style``.
 
+``tools`` (``tests/servers/tools.py``): with ``tool_script`` set, a request
+offering tools is answered with the script's calls, streamed in OpenAI's
+deltas or whole, then with the tools' results as text; tool messages that
+answer no call, or calls left unanswered, are refused as OpenAI refuses them.
+
 The ``think`` model streams its reasoning first, one ``delta.reasoning_content``
 per piece with no ``content`` (llama.cpp's ``common_chat_msg_diff_to_json_oaicompat``,
 DeepSeek), ``think-vllm`` in ``delta.reasoning`` (current vLLM, Ollama's /v1);
@@ -43,8 +48,26 @@ import time
 import uuid
 from typing import Any
 
-from .base import Encoder, Exchange, LoopbackServer, Plan, base_model_name, reasoning_of, tiny_png, word_count
+from .base import (
+    Encoder,
+    Exchange,
+    LoopbackServer,
+    Plan,
+    base_model_name,
+    reasoning_of,
+    split_pieces,
+    tiny_png,
+    word_count,
+)
 from .images import make_image
+from .tools import (
+    ids_for,
+    openai_call_deltas,
+    openai_tool_problem,
+    openai_whole_calls,
+    planned_calls,
+    tool_text,
+)
 
 _SIZE_RE = re.compile(r"^\d{2,5}x\d{2,5}$")
 
@@ -220,6 +243,7 @@ class OpenAIServer(LoopbackServer):
         self.error_style = "openai"
         self.refusal_style: str | None = None
         self.files: dict[str, bytes] = {}
+        self.tool_script: list[list[tuple[str, Any]]] | None = None
 
     def setup_routes(self) -> None:
         self.route("GET", "/v1/models", self.list_models)
@@ -397,18 +421,29 @@ class OpenAIServer(LoopbackServer):
                 ex, 400, f"Invalid image: {bad}", "invalid_request_error", "invalid_image_url", "messages"
             )
             return
+        problem = openai_tool_problem(body)
+        if problem:
+            self.error(ex, 400, problem[0], "invalid_request_error", None, problem[1])
+            return
         limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        prompt_tokens = sum(
+            word_count(message_text(m.get("content"))) for m in body["messages"] if isinstance(m, dict)
+        )
+        calls = planned_calls(self, body)
+        if calls is not None:
+            self.send_calls(ex, body, model, calls, prompt_tokens)
+            return
         fmt = body.get("response_format")
+        after_tools = tool_text(body["messages"])
         if fmt is not None and fmt != {"type": "text"}:
             refused, schema = self.response_format_error(ex, fmt, body["messages"])
             if refused:
                 return
             plan = self.json_plan(model, last_user_text(body["messages"]), schema, limit)
+        elif after_tools is not None and not self.reply:
+            plan = Plan(model, split_pieces(after_tools))
         else:
             plan = self.plan(model, last_user_text(body["messages"]), limit)
-        prompt_tokens = sum(
-            word_count(message_text(m.get("content"))) for m in body["messages"] if isinstance(m, dict)
-        )
         if body.get("stream"):
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
             enc = SSEEncoder(self, model, usage, prompt_tokens)
@@ -445,6 +480,33 @@ class OpenAIServer(LoopbackServer):
         data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
         if not self.nonstream_fault(ex, plan, data, "application/json"):
             ex.send(200, data, "application/json")
+
+    def send_calls(self, ex: Exchange, body: dict, model: str, calls: list, prompt_tokens: int) -> None:
+        """Answer with tool calls, streamed as OpenAI's deltas or whole (``finish_reason: "tool_calls"``)."""
+        ids = ids_for(calls)
+        if body.get("stream"):
+            usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            enc = SSEEncoder(self, model, usage, prompt_tokens)
+            stream = ex.stream("text/event-stream; charset=utf-8", headers={"Cache-Control": "no-cache"})
+            deltas = openai_call_deltas(calls, ids)
+            for delta in deltas:
+                stream.event(enc.chunk(delta))
+            stream.flush()
+            stream.chunk(enc.finish(Plan(model, [], finish="tool_calls"), len(deltas)))
+            stream.end()
+            return
+        message = {"role": "assistant", "content": None, "tool_calls": openai_whole_calls(calls, ids),
+                   "refusal": None}
+        ex.send_json({
+            "id": "chatcmpl-" + uuid.uuid4().hex[:12],
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(calls) * 10,
+                      "total_tokens": prompt_tokens + len(calls) * 10},
+            "system_fingerprint": "fp_loopback",
+        })
 
     def response_format_error(self, ex: Exchange, fmt: Any, messages: list) -> tuple[bool, Any]:
         """Check a ``response_format`` as the real servers do: (refused and answered, the schema asked)."""
