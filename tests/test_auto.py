@@ -18,7 +18,8 @@ from lollms_magics.core import auto
 from lollms_magics.errors import NoBackendError
 from tests.servers import LOLLMS_KEY
 
-ENV = ("OLLAMA_HOST", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "LOLLMS_API_KEY")
+ENV = ("OLLAMA_HOST", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "LOLLMS_API_KEY",
+       "MODEL_PROXY_HOST", "MODEL_PROXY_BASE_URL")
 
 
 def _closed_url() -> str:
@@ -98,7 +99,7 @@ def test_nothing_running_picks_the_embedded_model_fast(nothing_runs: pytest.Monk
     assert choice.host is None
     assert choice.model == "SmolLM2-135M-Instruct.Q4_1"
     assert choice.reason == (
-        "using the embedded SmolLM2-135M model; nothing answered for lollms, ollama, openai"
+        "using the embedded SmolLM2-135M model; nothing answered for lollms, ollama, openai, colab"
     )
     assert elapsed < 2.0
 

@@ -57,7 +57,7 @@ def test_error_mode_fails_a_missing_prompt_with_one_line(tmp_path: Path, openai_
     replay.replay(path, fallback="error", speed=0)
     assert replay.on_miss() == "error"
     s = Session("openai", model="test-model", host=openai_server.url + "/v1", fallbacks=None)
-    with pytest.raises(NotRecordedError, match="has no answer for the prompt 'Name a vegetable.'"):
+    with pytest.raises(NotRecordedError, match=r"has no answer for the prompt 'Name a vegetable\.'"):
         _ = s.ask("Name a vegetable.", n_predict=8).text
 
 

@@ -28,6 +28,7 @@ BUILTIN: dict[str, str] = {
     "ollama": "lollms_magics.bindings.ollama:OllamaBinding",
     "openai": "lollms_magics.bindings.openai:OpenAIBinding",
     "llamacpp": "lollms_magics.bindings.llamacpp:LlamaCppBinding",
+    "colab": "lollms_magics.bindings.colab:ColabBinding",
 }
 
 # Built-in name -> the extra to install when its module fails to import.

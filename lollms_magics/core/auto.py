@@ -9,7 +9,9 @@ third-party ones included; the built-ins come in this order:
    one model pulled;
 3. an OpenAI-compatible endpoint, when ``OPENAI_API_KEY`` or
    ``OPENAI_BASE_URL`` is set;
-4. the embedded SmolLM2-135M model, when the ``local`` extra is installed.
+4. Google Colab's model endpoint, when Colab's variables say where it is
+   and its token is found (:mod:`lollms_magics.bindings.colab`);
+5. the embedded SmolLM2-135M model, when the ``local`` extra is installed.
 
 The probes run at the same time, each with a short timeout, so a machine
 where nothing runs spends about one timeout on probing; the priorities still
