@@ -9,6 +9,11 @@ it: the model's reasoning, collapsed; a visible mark when the answer is
 incomplete; a quiet footer with the figures (model, tokens, speed, time) and
 any notes.
 
+An answer replayed from a file shows the figures recorded with it, not the
+replay's (which depend on the machine and the ``--speed``), and its metadata
+names where it came from (``replay``: the file, the entry's line, when it was
+recorded, the model): a notebook replayed twice saves the same bytes.
+
 Where there is no rich frontend (terminal IPython) the pieces go straight to
 standard output instead.
 
@@ -133,17 +138,51 @@ def _table(rows: list[dict[str, Any]], names: list[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{tail}"
 
 
-def footer(response: Response) -> str:
-    """One quiet line of figures: model, tokens, speed, time."""
+def footer(response: Response, figures: dict[str, Any] | None = None) -> str:
+    """One quiet line of figures: model, tokens, speed, time (``figures``: the recorded ones instead)."""
     parts = [str(response.model or response.binding)]
     if response.completion_tokens is not None:
         parts.append(f"{response.completion_tokens} tokens")
-    speed = response.tokens_per_second
+    speed = response.tokens_per_second if figures is None else figures.get("tokens_per_second")
     if speed is not None:
         parts.append(f"{speed:.1f} tok/s")
-    if response.duration is not None:
-        parts.append(f"{response.duration:.1f} s")
+    duration = response.duration if figures is None else figures.get("duration")
+    if duration is not None:
+        parts.append(f"{duration:.1f} s")
     return " · ".join(parts)
+
+
+_TIMES = ("time_to_first_token", "tokens_per_second", "duration")
+
+
+def replayed_figures(response: Response, metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """For an answer replayed from a file: its recorded figures, put in ``metadata`` with its source.
+
+    None (and ``metadata`` unchanged) when the answer did not come from a
+    replay file. The figures measured during the replay are dropped: they
+    change from run to run.
+    """
+    from .. import replay
+
+    tape = replay.active()
+    source = tape.source() if isinstance(tape, replay.Player) else None
+    if source is None:
+        return None
+    figures: dict[str, Any] = {}
+    first, duration = source.pop("time_to_first_token", None), source.pop("duration", None)
+    if first is not None:
+        figures["time_to_first_token"] = first
+    if duration is not None:
+        figures["duration"] = duration
+    tokens = response.completion_tokens
+    if first is not None and duration is not None and tokens and tokens > 1 and duration > first:
+        figures["tokens_per_second"] = (tokens - 1) / (duration - first)  # as Response computes it
+    for name in _TIMES:
+        metadata.pop(name, None)
+        if name in figures:
+            metadata[name] = round(figures[name], 4)
+    metadata["replay"] = source
+    return figures
 
 
 def incomplete_reason(response: Response) -> str | None:
@@ -274,12 +313,13 @@ class LiveAnswer:
             for note in notes:
                 print(f"lollms: {note}", file=sys.stderr)
             return
+        figures = replayed_figures(response, metadata)
         data = bundle(self.text, self.fmt)
         extra: list[str] = []
         if reason:
             extra.append(f"**⚠ incomplete** — {_escape(reason)}")
         if self.show_footer:
-            extra.append(f"<sub>{_escape(' · '.join([footer(response), *notes]))}</sub>")
+            extra.append(f"<sub>{_escape(' · '.join([footer(response, figures), *notes]))}</sub>")
         elif notes:
             extra.append(f"<sub>{_escape(' · '.join(notes))}</sub>")
         if "text/markdown" in data:
@@ -290,10 +330,11 @@ class LiveAnswer:
         self._show(data, {"lollms_magics": metadata})
 
     def _finish_data(self, response: Response, metadata: dict[str, Any], notes: list[str], data: Any) -> None:
+        figures = replayed_figures(response, metadata)
         schema = getattr(response, "schema", None)
         shown = data_bundle(data, list(getattr(schema, "fields", []) or []))
         written = _details("The answer as written", response.text)
-        line = " · ".join([footer(response), *notes] if self.show_footer else notes)
+        line = " · ".join([footer(response, figures), *notes] if self.show_footer else notes)
         if "text/html" in shown:
             small = f"<div><sub>{html.escape(line)}</sub></div>" if line else ""
             shown["text/html"] += f"\n{written}{small}"

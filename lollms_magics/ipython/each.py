@@ -99,7 +99,7 @@ def each_command(magics: LollmsMagics, args: Any, template: str) -> Any:
         "top_p": args.top_p, "seed": args.seed, "repeat_penalty": args.repeat_penalty,
         "ctx_size": args.ctx_size, "stop": args.stop,
     }
-    bar = _WidgetBar() if magics._rich() else _TextBar()
+    bar = (_ReplayedBar() if _replaying() else _WidgetBar()) if magics._rich() else _TextBar()
     with _cell_timeout(magics, args.timeout):
         try:
             result = magics.session.map(
@@ -257,6 +257,42 @@ class _WidgetBar:
         self.label.value = event.line()
         if event.phase in ("done", "stopped"):
             self.bar.bar_style = "success" if event.phase == "done" and not event.failed else "warning"
+
+
+def _replaying() -> bool:
+    from .. import replay
+
+    return isinstance(replay.active(), replay.Player)
+
+
+class _ReplayedBar:
+    """While a file is replayed: a line updated in place, whose last state holds no time or rate.
+
+    A widget would save a new random model id at every run, and the rate
+    depends on the machine: a notebook replayed twice must save the same bytes.
+    """
+
+    def __init__(self) -> None:
+        self.handle: Any = None
+
+    def __call__(self, event: MapProgress) -> None:
+        from IPython.display import display
+
+        if event.phase in ("done", "stopped"):
+            parts = [f"{event.done}/{event.total} done"]
+            if event.failed:
+                parts.append(f"{event.failed} failed")
+            if event.cached:
+                parts.append(f"{event.cached} from an earlier run")
+            if event.phase == "stopped":
+                parts.append("stopped")
+            line = "  ".join(parts)
+        else:
+            line = event.line()
+        if self.handle is None:
+            self.handle = display({"text/plain": line}, raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        else:
+            self.handle.update({"text/plain": line}, raw=True)
 
 
 class _TextBar:

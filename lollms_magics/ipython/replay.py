@@ -3,9 +3,12 @@
 ::
 
     %lollms record answers.jsonl       every answer from now on is written to the file
+    %lollms record answers.jsonl --missing    only what the file lacks (the rest is replayed)
     %lollms record off                 stop recording
     %lollms replay answers.jsonl [--fallback [error|live|embedded]] [--speed 2]
     %lollms replay off                 live backends again
+    %lollms replay check NOTEBOOK [--tape FILE]   what NOTEBOOK asks that its file lacks
+    %lollms replay prune NOTEBOOK [--tape FILE]   drop the answers no cell of NOTEBOOK uses
 
 The file is relative to the kernel's working folder, which Jupyter sets to
 the notebook's own. ``LOLLMS_MAGICS_REPLAY=FILE`` (with
@@ -20,6 +23,8 @@ The work is done by :mod:`lollms_magics.replay`; this module parses and reports.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -38,12 +43,15 @@ __all__ = ["start_from_environment"]
 def _record_parser() -> Parser:
     p = Parser("%lollms record")
     p.add_argument("file", nargs="?", help="the replay file, or 'off'")
+    p.add_argument("--missing", action="store_true", help="record only what the file lacks")
     return p
 
 
 def _replay_parser() -> Parser:
     p = Parser("%lollms replay")
-    p.add_argument("file", nargs="?", help="the replay file, or 'off'")
+    p.add_argument("file", nargs="?", help="the replay file, 'off', 'check' or 'prune'")
+    p.add_argument("notebook", nargs="?", help="with check or prune: the notebook")
+    p.add_argument("--tape", help="with check or prune: the replay file (default: the notebook's)")
     p.add_argument(
         "--fallback", nargs="?", const="live", default="error", choices=replay.MISS_MODES,
         help="what answers a prompt the file lacks: error (the cell fails), live (a live backend; "
@@ -94,10 +102,14 @@ def _record(magics: LollmsMagics, args: Any, cell: str | None) -> None:
         _off("record")
         return
     try:
-        tape = replay.record(args.file, redact=magics.session.keys.redact)
+        tape = replay.record(args.file, redact=magics.session.keys.redact, missing=args.missing)
     except (OSError, ValueError) as exc:
         raise UsageError(f"%lollms record: {exc}") from None
     _fresh_clients(magics.session)
+    if args.missing:
+        print(f"lollms: recording what {tape.path} lacks ({len(tape.cassette)} answer(s) there are "
+              "replayed); %lollms record off stops")
+        return
     kept = f" ({len(tape.cassette)} answer(s) already there)" if len(tape.cassette) else ""
     print(f"lollms: recording answers to {tape.path}{kept}; %lollms record off stops")
 
@@ -109,6 +121,11 @@ def _replay(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     if args.file.lower() == "off":
         _off("replay")
         return
+    if args.file in ("check", "prune"):
+        _check(args.file, args.notebook, args.tape)
+        return
+    if args.notebook is not None:
+        raise UsageError(f"%lollms replay: one file only (got {args.file} and {args.notebook})")
     overridden = _overridden(args.file)
     if overridden:
         print(overridden)
@@ -131,11 +148,29 @@ def _replay(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     print(_describe(tape))
 
 
+def _check(command: str, notebook: str | None, tape: str | None) -> None:
+    """Run ``python -m lollms_magics.replay check|prune`` and show its report; a miss fails the cell."""
+    if notebook is None:
+        raise UsageError(f"%lollms replay {command} NOTEBOOK [--tape FILE]: which notebook?")
+    # Its own process: the notebook runs in a fresh kernel, and this kernel's tape stays as it is.
+    argv = [sys.executable, "-m", "lollms_magics.replay", command, notebook]
+    if tape:
+        argv += ["--tape", tape]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    print(done.stdout.rstrip())
+    if done.returncode == 2:
+        raise UsageError(f"%lollms replay {command}: {done.stderr.strip().removeprefix('lollms: ')}")
+    if done.returncode != 0:
+        raise UsageError(f"%lollms replay {command}: {notebook} asks for what its replay file lacks")
+
+
 def _overridden(path: str) -> str:
     """Why the environment makes ``%lollms replay PATH`` do nothing ('' when it does not)."""
     if os.environ.get(replay.ENV_REPLAY, "").strip().lower() == "off":
         return f"lollms: not replaying {path}: {replay.ENV_REPLAY}=off asks for live backends"
     tape = replay.active()
+    if isinstance(tape, replay.Player) and os.environ.get(replay.ENV_CHECK, "").strip():
+        return f"lollms: not replaying {path}: checking against {tape.path} ({replay.ENV_CHECK})"
     if isinstance(tape, replay.Recorder) and os.environ.get(replay.ENV_RECORD, "").strip():
         return f"lollms: not replaying {path}: recording to {tape.path} ({replay.ENV_RECORD})"
     return ""
@@ -152,10 +187,10 @@ def start_from_environment(session: Session) -> None:
 
 
 COMMANDS["record"] = Command(
-    _record, (0, 1), "%lollms record FILE|off", "write every answer to FILE (for replay)",
+    _record, (0, 1), "%lollms record FILE|off [--missing]", "write every answer to FILE (for replay)",
     parser=_record_parser(),
 )
 COMMANDS["replay"] = Command(
-    _replay, (0, 1), "%lollms replay FILE|off [--fallback] [--speed X]",
+    _replay, (0, 2), "%lollms replay FILE|off [--fallback] [--speed X] | check|prune NOTEBOOK [--tape FILE]",
     "answer from a recorded FILE, with no server or key", parser=_replay_parser(),
 )

@@ -27,6 +27,11 @@ loads. They are also the teacher's switches for a notebook that replays its
 own file (``%lollms replay FILE`` in a cell): ``LOLLMS_MAGICS_REPLAY=off``
 makes that cell do nothing, so the notebook asks live backends, and
 ``LOLLMS_MAGICS_RECORD=FILE`` records the whole run into FILE instead.
+
+Before a class, ``python -m lollms_magics.replay check NOTEBOOK`` runs the
+notebook against its file with no server and lists every request the file
+lacks (:mod:`.check`); ``record(FILE, missing=True)`` then records only
+those, and ``prune`` drops the answers no cell uses.
 Importing this package imports neither httpx nor a binding.
 """
 
@@ -34,12 +39,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from ..transport import tape as _tape_hook
 from .cassette import Cassette, Player, Recorder, Tape
 
 __all__ = [
+    "ENV_CHECK",
     "ENV_FALLBACK",
     "ENV_RECORD",
     "ENV_REPLAY",
@@ -60,6 +67,9 @@ ENV_RECORD = "LOLLMS_MAGICS_RECORD"
 ENV_REPLAY = "LOLLMS_MAGICS_REPLAY"
 ENV_FALLBACK = "LOLLMS_MAGICS_REPLAY_FALLBACK"
 ENV_SPEED = "LOLLMS_MAGICS_REPLAY_SPEED"
+# Set by ``replay check`` in the kernel it runs: a replay there answers at once, never
+# live, keeps the environment's file whatever the notebook names, and logs each request here.
+ENV_CHECK = "LOLLMS_MAGICS_REPLAY_CHECK"
 
 _active: Tape | None = None
 _embedded_for: Player | None = None  # the player whose misses the embedded model answers
@@ -71,15 +81,18 @@ def active() -> Tape | None:
     return _active
 
 
-def record(path: str | os.PathLike[str], *, redact: Callable[[str], str] | None = None) -> Recorder:
+def record(
+    path: str | os.PathLike[str], *, redact: Callable[[str], str] | None = None, missing: bool = False
+) -> Recorder:
     """Record every answer from now on into ``path`` (answers already there are kept).
 
-    ``redact`` masks more secrets in what is stored (the session's
-    ``keys.redact``); request headers, ``client_id`` fields and the
-    environment's ``*_KEY``-like values are always kept out.
+    ``missing``: what the file already answers is answered from it, and only
+    the rest is asked live and added. ``redact`` masks more secrets in what
+    is stored (the session's ``keys.redact``); request headers, ``client_id``
+    fields and the environment's ``*_KEY``-like values are always kept out.
     """
     cassette = Cassette.load(path) if os.path.exists(path) else Cassette(path)
-    recorder = Recorder(cassette, redact)
+    recorder = Recorder(cassette, redact, missing=missing)
     _start(recorder)
     return recorder
 
@@ -101,10 +114,15 @@ def replay(
     recorded pacing (2: twice as fast; 0: no waiting). Raises
     ``FileNotFoundError`` or ``ValueError`` when the file cannot be used.
     """
+    log = os.environ.get(ENV_CHECK, "").strip()
+    if log:  # a check: nothing live, no waiting
+        fallback, speed = False, 0.0
     global _embedded_for
     mode = miss_mode(fallback)
     player = Player(Cassette.load(path), fallback=mode == "live", speed=speed, redact=redact)
     _embedded_for = player if mode == "embedded" else None
+    if log:
+        player.log = Path(log)
     _start(player)
     return player
 

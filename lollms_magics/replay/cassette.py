@@ -20,7 +20,8 @@ An answer the reader stopped has ``"cut": true`` and ``end``, the seconds at
 which it was stopped: it replays up to there and ends stopped, not finished. A
 request asked several times gets several lines, served in order on replay
 (the last one again once they are used up), so a notebook that asks the same
-question twice replays both answers.
+question twice replays both answers. ``recorded`` is when the answer was
+recorded (UTC, to the second): a replayed output names it as its source.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,8 @@ class Cassette:
         self.path = Path(path)
         self._answers: dict[str, list[dict[str, Any]]] = {}
         self._served: dict[str, int] = {}
+        # Where each answer read from the file stands in it (1 is the header): names it in outputs.
+        self._lines: dict[int, int] = {}
         self._lock = threading.Lock()
         # One writer at a time: two threads saving at once could otherwise put an older
         # snapshot over a newer one, and an answer recorded in between would be lost.
@@ -92,10 +96,34 @@ class Cassette:
             if not isinstance(entry, dict) or "key" not in entry:
                 raise ValueError(f"{cassette.path}, line {number}: not an answer of a replay file")
             cassette._answers.setdefault(canonical(entry["key"]), []).append(entry)
+            cassette._lines[id(entry)] = number
         return cassette
 
     def __len__(self) -> int:
         return sum(len(answers) for answers in self._answers.values())
+
+    def line_of(self, entry: dict[str, Any]) -> int | None:
+        """The line of the file ``entry`` was read from (None for one added since)."""
+        return self._lines.get(id(entry))
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every answer, in the order of the file."""
+        with self._lock:
+            return [entry for answers in self._answers.values() for entry in answers]
+
+    def keep_lines(self, lines: Iterable[int]) -> int:
+        """Drop the answers read from lines not in ``lines`` (the file is not saved); how many went."""
+        wanted = set(lines)
+        dropped = 0
+        with self._lock:
+            for name in list(self._answers):
+                kept = [e for e in self._answers[name] if self._lines.get(id(e)) in wanted]
+                dropped += len(self._answers[name]) - len(kept)
+                if kept:
+                    self._answers[name] = kept
+                else:
+                    del self._answers[name]
+        return dropped
 
     def take(self, key: Any) -> dict[str, Any] | None:
         """The next answer recorded for ``key`` (the last one once all were served), or None."""
@@ -157,6 +185,10 @@ class Tape:
         """The replay file."""
         return self.cassette.path
 
+    def delay(self, recorded: float) -> float:
+        """Seconds to wait for something recorded ``recorded`` seconds after the request (none here)."""
+        return 0.0
+
     def scrubber(self, secrets: list[str] | None = None) -> Scrubber:
         """A scrubber knowing ``secrets`` besides the environment's and ``redact``'s."""
         return Scrubber(secrets or (), self.redact)
@@ -166,17 +198,36 @@ class Tape:
 
 
 class Recorder(Tape):
-    """Sends every request live and writes each answer to the file once it is read."""
+    """Sends every request live and writes each answer to the file once it is read.
+
+    With ``missing``, a request the file already answers is answered from it
+    (at once) and only the others go live and are added: the file is completed,
+    not re-recorded.
+    """
 
     kind = "record"
 
-    def __init__(self, cassette: Cassette, redact: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self, cassette: Cassette, redact: Callable[[str], str] | None = None, *, missing: bool = False
+    ) -> None:
         super().__init__(cassette, redact)
+        self.missing = missing
         self._seen: set[str] = set()  # keys recorded by this recorder (earlier ones are replaced)
         self.recorded = 0
+        self.reused = 0
+
+    def take(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        """With ``missing``, the file's answer for ``key`` (None: record it); else always None."""
+        if not self.missing or canonical(key) in self._seen:
+            return None  # recorded in this run: asked again, it is recorded again
+        entry = self.cassette.take(key)
+        if entry is not None:
+            self.reused += 1
+        return entry
 
     def add(self, entry: dict[str, Any]) -> None:
         """Keep ``entry`` (already scrubbed) and save the file."""
+        entry.setdefault("recorded", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         name = canonical(entry["key"])
         first = name not in self._seen
         self._seen.add(name)
@@ -189,7 +240,9 @@ class Player(Tape):
     """Answers requests from the file; ``fallback`` sends the ones it lacks to a live backend.
 
     ``speed`` scales the recorded pacing: 1 replays at the pace of the
-    recording, 2 twice as fast, 0 with no waiting at all.
+    recording, 2 twice as fast, 0 with no waiting at all. ``log``, a file
+    (``replay check`` sets it), gets one JSON line per request: the file's
+    line that answered it, or the request the file lacks.
     """
 
     kind = "replay"
@@ -208,6 +261,50 @@ class Player(Tape):
         self.fallback = fallback
         self.speed = speed
         self.missed = 0
+        self.log: Path | None = None
+        self._log_lock = threading.Lock()
+        self._last = threading.local()  # per thread: the answer its last prompt was given
+
+    def take(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        """The file's answer for ``key``, or None; noted for :meth:`source` and in :attr:`log`."""
+        entry = self.cassette.take(key)
+        if prompt_of(key.get("local", key)):
+            self._last.entry = entry  # None: a miss, so no older answer is named for this one
+        if self.log is not None:
+            line = self.cassette.line_of(entry) if entry is not None else None
+            self._write_log({"used": line} if entry is not None else {"missing": key})
+        return entry
+
+    def _write_log(self, record: dict[str, Any]) -> None:
+        assert self.log is not None
+        with self._log_lock, open(self.log, "a", encoding="utf-8") as out:
+            out.write(_line(record) + "\n")
+
+    def source(self) -> dict[str, Any] | None:
+        """Where the last answer given in this thread came from (then forgotten), or None.
+
+        ``tape`` (the file's name), ``entry`` (its line in the file),
+        ``recorded`` (when, if the file says), ``model``, and the recorded
+        figures ``time_to_first_token`` and ``duration`` (seconds), so that
+        an output can show the recorded figures instead of the replay's.
+        """
+        entry = getattr(self._last, "entry", None)
+        self._last.entry = None
+        if entry is None:
+            return None
+        key = entry["key"].get("local", entry["key"])
+        body = key.get("body", key) if isinstance(key, dict) else {}
+        found: dict[str, Any] = {"tape": self.path.name, "entry": self.cassette.line_of(entry)}
+        if entry.get("recorded"):
+            found["recorded"] = entry["recorded"]
+        if isinstance(body, dict) and isinstance(body.get("model"), str):
+            found["model"] = body["model"]
+        times = [float(at) for at, _ in entry.get("pieces", entry.get("chunks", []))]
+        end = float(entry.get("end", times[-1] if times else entry.get("ttfb", 0.0)))
+        if times:
+            found["time_to_first_token"] = times[0]
+        found["duration"] = max(end, times[-1] if times else 0.0)
+        return found
 
     def delay(self, recorded: float) -> float:
         """Seconds to wait for something recorded ``recorded`` seconds after the request."""

@@ -82,7 +82,7 @@ class TapeTransport(httpx.BaseTransport):
             request.headers.get("content-type", ""), scrubber,
         )
         if isinstance(tape, Player):
-            entry = tape.cassette.take(key)
+            entry = tape.take(key)
             if entry is not None:
                 return _replayed(entry, request, tape)
             if tape.fallback:
@@ -93,6 +93,9 @@ class TapeTransport(httpx.BaseTransport):
                 f"{request.method} {request.url.path} is not in the replay file {tape.path}", request=request
             )
         assert isinstance(tape, Recorder)
+        known = tape.take(key)  # recording only what the file lacks: this one it has
+        if known is not None:
+            return _replayed(known, request, tape)
         return self._record(tape, key, request, scrubber)
 
     def _record(
@@ -270,7 +273,7 @@ class _ReplayStream(httpx.SyncByteStream):
         self._closed.set()
 
 
-def _replayed(entry: dict[str, Any], request: httpx.Request, tape: Player) -> httpx.Response:
+def _replayed(entry: dict[str, Any], request: httpx.Request, tape: Tape) -> httpx.Response:
     start = time.perf_counter()
     error = entry.get("error")
     if error:

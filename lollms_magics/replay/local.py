@@ -35,13 +35,16 @@ def run_local(
         return run()
     key = {"local": tape.scrubber().data(call)}
     if isinstance(tape, Player):
-        entry = tape.cassette.take(key)
+        entry = tape.take(key)
         if entry is not None:
             return _replay(entry, response, tape)
         if tape.fallback:
             return run()
         raise tape.miss(key, binding=str(call.get("binding", "")))
     assert isinstance(tape, Recorder)
+    known = tape.take(key)  # recording only what the file lacks: this one it has
+    if known is not None:
+        return _replay(known, response, tape)
     return _record(tape, key, run, response)
 
 
@@ -76,7 +79,7 @@ def _record(
             tape.add(entry)
 
 
-def _replay(entry: dict[str, Any], response: Any, tape: Player) -> Iterator[str]:
+def _replay(entry: dict[str, Any], response: Any, tape: Tape) -> Iterator[str]:
     start = time.perf_counter()
     response.prompt_tokens = entry.get("prompt_tokens")
 
