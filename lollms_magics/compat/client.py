@@ -362,14 +362,12 @@ class LollmsClient(CodeHelpers, ServerInfo, LongTexts, OutOfScope, Session):
         from ..tti import image_binding_names
         from .tti import CourseTTI
 
-        host = os.environ.get(ENV_OVERRIDES["tti_host"]) or config.pop("host_address", None)
+        given_host = config.pop("host_address", None) or config.pop("base_url", None)
+        host = os.environ.get(ENV_OVERRIDES["tti_host"]) or given_host
         if host is None and SAME_SERVER.get(name) == self._text_binding:
             host = self.host_address  # the course's TTI lives on the client's server
         given_key = config.pop("service_key", None) or config.pop("api_key", None)
         key = clean_key(given_key, "the TTI service_key") or self.service_key
-        if "base_url" in config and host is None:  # lollms-client 1.x's openai TTI spelling
-            host = config.pop("base_url")
-        config.pop("base_url", None)
         config.pop("verify_ssl_certificate", None)
         # lollms-client's dalle/openai defaults: the size is used when a call gives none, the rest
         # (quality, style) have no setting here.

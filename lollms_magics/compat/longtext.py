@@ -96,6 +96,7 @@ class LongTexts(ClientRoom):
         **kwargs: Any,
     ) -> str:
         """Do ``contextual_prompt``'s task on a text longer than the context; the answer (see the module)."""
+        from ..core.history import estimate_tokens
         from ..core.session import Session
         from ..summaries.calls import Cancelled
 
@@ -116,10 +117,12 @@ class LongTexts(ClientRoom):
         if system_prompt:
             task = f"{system_prompt.strip()}\n{task}"
         window = ctx_size or self.default_ctx_size or Session.binding(self).context_size or 8192
-        part = max(int(window * context_fill_percentage) - expected_generation_tokens, 256)
+        part: int | None = max(int(window * context_fill_percentage) - expected_generation_tokens, 256)
+        if estimate_tokens(text_to_process) <= (part or 0):
+            part = None  # it fits: the summarizer reads it whole, in one call (lollms-client's single pass)
         try:
             result = self.summarize(
-                text_to_process, instruction=task, format=f"the answer to this request: {task}",
+                text_to_process, instruction=task, format=f"the answer to this request ({task.strip()})",
                 ctx_size=window, chunk_size=part, overlap=overlap_tokens or None,
                 n_predict=expected_generation_tokens, temperature=kwargs.get("temperature"),
                 progress=_steps(callback), resume=False,
@@ -145,6 +148,7 @@ def _steps(callback: Callback | None) -> Callable[[ProgressEvent], None]:
     from ..summaries.calls import Cancelled
 
     started: set[int] = set()
+    said: set[str] = set()
 
     def send(message: str, kind: MSG_TYPE, params: dict[str, Any]) -> None:
         if callback is not None and stops(callback(message, kind, params)):
@@ -165,7 +169,8 @@ def _steps(callback: Callback | None) -> Callable[[ProgressEvent], None]:
             send(f"Step {event.chunk} completed", MSG_TYPE.MSG_TYPE_STEP_END,
                  {"progress": round(90.0 * event.chunk / event.chunks, 1)})
             begin(event.chunk + 1, event.chunks)
-        elif event.phase == "final":
+        elif event.phase == "final" and "final" not in said:  # sent as the call starts and ends
+            said.add("final")
             if not started:
                 send("Content fits in a single pass", MSG_TYPE.MSG_TYPE_STEP, {})
             else:

@@ -21,27 +21,29 @@ __all__ = [
 
 _CONVERSATION = "lc.ask(...) keeps a conversation in memory, and %lollms history --export saves it to a file"
 _SPEECH = "lollms-magics has text and image bindings only"
+# Said so until tool calling (Session.ask(tools=...)) lands; then it points there.
+_MCP = "lollms-magics calls no MCP servers; LollmsClient.generate_text and Session.ask answer in text"
 # lollms-client call -> (what it is, what lollms-magics offers instead).
 OUT_OF_SCOPE: dict[str, tuple[str, str]] = {
-    "chat": ("discussions (LollmsDiscussion)", _CONVERSATION),
+    "chat": ("discussions, LollmsDiscussion", _CONVERSATION),
     "generate_text_with_rag": ("its RAG", "lc.ask(prompt, docs=...) answers from documents (--docs)"),
     "embed": ("embeddings", "lc.ask(prompt, docs=...) indexes documents itself"),
     "get_zoo": ("the model zoo", "lc.list_models() lists the server's models"),
     "download_from_zoo": ("the model zoo", "install models with the server (ollama pull...)"),
-    "generate_with_mcp": ("MCP", "lc.ask(prompt, tools=[...]) calls Python functions"),
-    "update_mcp_binding": ("MCP", "lc.ask(prompt, tools=[...]) calls Python functions"),
-    "generate_audio": ("speech (TTS)", _SPEECH),
-    "transcribe_audio": ("speech to text (STT)", _SPEECH),
-    "generate_music": ("music (TTM)", _SPEECH),
-    "generate_video": ("video (TTV)", _SPEECH),
-    "update_tts_binding": ("speech (TTS)", _SPEECH),
-    "update_stt_binding": ("speech to text (STT)", _SPEECH),
-    "update_ttm_binding": ("music (TTM)", _SPEECH),
-    "update_ttv_binding": ("video (TTV)", _SPEECH),
-    "mount_tts": ("speech (TTS)", _SPEECH),
-    "mount_stt": ("speech to text (STT)", _SPEECH),
-    "mount_ttm": ("music (TTM)", _SPEECH),
-    "mount_ttv": ("video (TTV)", _SPEECH),
+    "generate_with_mcp": ("MCP", _MCP),
+    "update_mcp_binding": ("MCP", _MCP),
+    "generate_audio": ("speech, TTS", _SPEECH),
+    "transcribe_audio": ("speech to text, STT", _SPEECH),
+    "generate_music": ("music, TTM", _SPEECH),
+    "generate_video": ("video, TTV", _SPEECH),
+    "update_tts_binding": ("speech, TTS", _SPEECH),
+    "update_stt_binding": ("speech to text, STT", _SPEECH),
+    "update_ttm_binding": ("music, TTM", _SPEECH),
+    "update_ttv_binding": ("video, TTV", _SPEECH),
+    "mount_tts": ("speech, TTS", _SPEECH),
+    "mount_stt": ("speech to text, STT", _SPEECH),
+    "mount_ttm": ("music, TTM", _SPEECH),
+    "mount_ttv": ("video, TTV", _SPEECH),
     "edit_image": ("image editing", "lc.tti.generate_image(prompt, ...) makes pictures from text"),
     "generate_omni": ("omni generation", "lc.tti.generate_image(prompt, ...) returns the picture's bytes"),
     "LollmsDiscussion": ("discussions stored in a database", _CONVERSATION),
@@ -55,7 +57,7 @@ OUT_OF_SCOPE: dict[str, tuple[str, str]] = {
 def refuse(name: str) -> NoReturn:
     """Raise the one-line refusal of lollms-client's ``name``."""
     what, instead = OUT_OF_SCOPE[name]
-    raise UnsupportedFeatureError(f"{name}: {what} is outside lollms-magics; {instead}")
+    raise UnsupportedFeatureError(f"{name}: not in lollms-magics ({what}); {instead}")
 
 
 def _refusal(name: str) -> Callable[..., Any]:
