@@ -210,6 +210,8 @@ def _helper_reply(prompt: str) -> str:
         return '{"answer": true, "explanation": "Paris is in France."}'
     if "Which is a planet" in prompt:
         return '{"index": 1, "explanation": "Mars is a planet."}'
+    if "most massive first" in prompt:
+        return '{"ranking": [2, 1, 0], "explanation": "Jupiter, then Mars, then the Moon."}'
     if "Extract the person" in prompt:
         return '{"name": "Ada Lovelace", "age": 36}'
     return "Echo: " + prompt
@@ -252,6 +254,7 @@ def test_v1_structured_content_code_files_and_questions(server, tmp_path: Path) 
         "hello.js [javascript] complete=True",
         "Yes/no: {'answer': True, 'explanation': 'Paris is in France.'}",
         "Choice: {'index': 1, 'explanation': 'Mars is a planet.'}",
+        "Ranking: [2, 1, 0]",
         "Thinking: Mars.",
     ]
     person, code = generations(server)[:2]
@@ -349,6 +352,8 @@ def test_v1_out_of_scope_calls_fail_in_one_line_saying_what_to_use(server, tmp_p
         + conversation,
         f"chat: chat: not in lollms-magics (discussions, LollmsDiscussion); {conversation}",
         "zoo: get_zoo: not in lollms-magics (the model zoo); lc.list_models() lists the server's models",
+        "tools: generate_with_tools: not in lollms-magics (tool calling, not yet); it will run on "
+        "Session.ask(tools=[...]) once that lands; until then lc.generate_text answers in text",
         "tts=None stt=None",
     ]
     assert server.requests == []  # nothing was sent for any of them

@@ -301,6 +301,38 @@ class CodeHelpers(Generating):
             return {"index": index, "explanation": explanation}
         return index
 
+    def multichoice_ranking(
+        self, question: str, possible_answers: Sequence[Any], context: str = "", *extras: Any, **kwargs: Any,
+    ) -> Any:
+        """The answers' indices from best to worst, ``[]`` on failure (1.x's return values).
+
+        With ``return_explanation=True``: ``{"ranking": [...], "explanation": ...}``.
+        """
+        given = _question_arguments(extras, kwargs)
+        count = len(possible_answers)
+        choices = "\n".join(f"{i}. {answer}" for i, answer in enumerate(possible_answers))
+        schema = {
+            "type": "object",
+            "properties": {
+                "ranking": {"type": "array", "minItems": count, "maxItems": count,
+                            "items": {"type": "integer", "minimum": 0, "maximum": max(count - 1, 0)}},
+                "explanation": {"type": "string"},
+            },
+            "required": ["ranking", "explanation"],
+        }
+        prompt = "Rank the possible answers from best to worst: give the list of their indices."
+        if context:
+            prompt += f"\n\nContext:\n{context}"
+        prompt += f"\n\nQuestion:\n{question}\n\nPossible answers:\n{choices}"
+        data = self._ask_json(prompt, schema, given)
+        ranking = data.get("ranking") if isinstance(data, dict) else None
+        if not isinstance(ranking, list) or sorted(ranking) != list(range(count)):
+            ranking = []  # not a ranking of every answer once
+        if given["return_explanation"]:
+            explanation = str(data.get("explanation", "")) if isinstance(data, dict) else "Failed"
+            return {"ranking": ranking, "explanation": explanation}
+        return ranking
+
     def _ask_json(self, prompt: str, schema: dict[str, Any], given: dict[str, Any]) -> Any:
         import warnings
 

@@ -46,6 +46,9 @@ OUT_OF_SCOPE: dict[str, tuple[str, str]] = {
     "mount_ttv": ("video, TTV", _SPEECH),
     "edit_image": ("image editing", "lc.tti.generate_image(prompt, ...) makes pictures from text"),
     "generate_omni": ("omni generation", "lc.tti.generate_image(prompt, ...) returns the picture's bytes"),
+    "generate_with_tools": ("tool calling, not yet",
+                            "it will run on Session.ask(tools=[...]) once that lands; "
+                            "until then lc.generate_text answers in text"),
     "LollmsDiscussion": ("discussions stored in a database", _CONVERSATION),
     "LollmsDataManager": ("discussions stored in a database", _CONVERSATION),
     "LollmsPersonality": ("the personality zoo",

@@ -28,4 +28,6 @@ print("Yes/no:", lc.yes_no("Is Paris in France?", context="Paris is the capital 
                            system_prompt="You answer geography questions.", return_explanation=True))
 print("Choice:", lc.multichoice_question("Which is a planet?", ["The Moon", "Mars", "The Sun"],
                                          return_explanation=True))
+print("Ranking:", lc.multichoice_ranking("Which are planets, most massive first?",
+                                         ["The Moon", "Mars", "Jupiter"]))
 print("Thinking:", lc.remove_thinking_blocks("<think>hmm</think>Mars."))
