@@ -336,6 +336,47 @@ def test_v0_dalle_lists_the_image_servers_models_as_services_and_draws(tmp_path:
     assert (tmp_path / "fox.png").read_bytes()[:8] == bytes.fromhex("89504e470d0a1a0a")
 
 
+def test_v1_openai_tti_reads_base_url_api_key_and_model_from_its_config(tmp_path: Path) -> None:
+    srv = OpenAIServer(models=["dall-e-2", "dall-e-3"])
+    srv.kind = "openai"
+    with srv:
+        out = run("v1_tti_openai.py", tmp_path, srv, {"LOLLMS_CLIENT_TTI_HOST": srv.url + "/v1"})
+        drawn = [r for r in srv.requests if r.path == "/v1/images/generations"]
+    assert out == ["Image models: dall-e-2, dall-e-3", "Picture: True, PNG=True"]
+    assert len(drawn) == 1 and drawn[0].headers["authorization"] == "Bearer sk-local-images"
+    assert (drawn[0].json["model"], drawn[0].json["size"]) == ("dall-e-3", "1024x1024")
+
+
+def test_update_llm_binding_load_model_and_the_context_size_change_the_next_call() -> None:
+    from lollms_magics import LollmsClient
+
+    with OllamaServer() as ollama, OpenAIServer() as openai:
+        lc = LollmsClient(llm_binding_name="ollama", llm_binding_config={"host_address": ollama.url})
+        assert lc.llm.load_model("vision-model:latest") is True
+        assert lc.generate_text("Hi") == "Echo: Hi"
+        assert ollama.last_request.json["model"] == "vision-model:latest"
+        lc.update_llm_binding("openai", {"host_address": openai.url + "/v1", "model_name": "test-model",
+                                         "ctx_size": 8192})
+        assert (lc.binding_name, lc.llm.model_name, lc.get_ctx_size()) == ("openai", "test-model", 8192)
+        assert lc.generate_text("Hello") == "Echo: Hello"
+        assert openai.last_request.json["model"] == "test-model"
+        assert lc.get_model_details()["host_address"] == openai.url + "/v1"
+        with pytest.raises(ValueError, match="Failed to update LLM binding: trnasformers"):
+            lc.update_llm_binding("trnasformers")
+
+
+def test_a_discussion_holding_a_known_key_is_not_sent() -> None:
+    from lollms_magics import LollmsClient
+
+    with OllamaServer() as ollama:
+        lc = LollmsClient("ollama", ollama.url, service_key="sk-this-is-a-secret-key-123456")
+        answer = lc.generate_text("!@>user: my key is sk-this-is-a-secret-key-123456\n!@>assistant:",
+                                  split=True)
+        assert isinstance(answer, dict) and answer["status"] is False
+        assert "sk-this-is-a-secret-key-123456" not in answer["error"]
+        assert [r for r in ollama.requests if r.path == "/api/chat"] == []
+
+
 @pytest.mark.parametrize("server", ["ollama"], indirect=True)
 def test_v1_out_of_scope_calls_fail_in_one_line_saying_what_to_use(server, tmp_path: Path) -> None:
     out = run("v1_out_of_scope.py", tmp_path, server)
