@@ -20,6 +20,12 @@ object, ``lc.binding`` (also ``lc.llm``) is a :class:`ClientBinding`: it has
 ``binding_name``, ``host_address`` and ``model_name``, and calling it does
 what ``Session.binding(target)`` does.
 
+The calls are kept by role: generation, discussions and structured content
+in :mod:`.generation`, models, personalities and tokens in
+:mod:`.server_info`, code and question helpers in :mod:`.codes`, long texts
+in :mod:`.longtext`, pictures (``lc.tti``) in :mod:`.tti`, and the calls
+lollms-magics leaves out, each failing in one line, in :mod:`.refusals`.
+
 To run a script written for one backend on another without editing it,
 ``LOLLMS_CLIENT_BINDING``, ``LOLLMS_CLIENT_HOST`` and ``LOLLMS_CLIENT_MODEL``
 (and ``LOLLMS_CLIENT_TTI_BINDING``, ``LOLLMS_CLIENT_TTI_HOST``) override
@@ -36,11 +42,12 @@ from typing import TYPE_CHECKING, Any
 from ..core.session import Session, Target
 from ..errors import InvalidOptionError, LollmsMagicsError, LollmsMagicsWarning
 from ..secret_fields import clean_key
-from .callbacks import Callback, one_line
+from .callbacks import Callback
 from .codes import CodeHelpers
 from .longtext import LongTexts
 from .refusals import OutOfScope
 from .server_info import ServerInfo
+from .tti import make_tti
 
 if TYPE_CHECKING:
     from ..bindings.base import Binding
@@ -63,8 +70,6 @@ ALIASES: dict[str, tuple[str, str | None]] = {
     "llama_cpp_server": ("openai", None),
     "pythonllamacpp": ("llamacpp", None),
 }
-# Image bindings that live on the same server as a text binding (the TTI gets the client's host).
-SAME_SERVER = {"lollms": "lollms", "openai": "openai"}
 # Arguments of lollms-client's constructor that have no use here.
 _UNUSED = frozenset({
     "tts_binding_name", "stt_binding_name", "ttv_binding_name", "ttm_binding_name", "mcp_binding_name",
@@ -72,8 +77,6 @@ _UNUSED = frozenset({
     "mcp_binding_config", "llm_bindings_dir", "tts_bindings_dir", "tti_bindings_dir", "stt_bindings_dir",
     "ttv_bindings_dir", "ttm_bindings_dir", "mcp_bindings_dir", "models_path", "n_threads", "callback",
 })
-# lollms-client's TTI binding names over its versions -> ours (dalle: OpenAI's images, 0.17-1.14).
-TTI_ALIASES = {"dalle": "openai", "dall-e": "openai", "openai_tti": "openai", "lollms_webui": "lollms"}
 class ClientBinding:
     """``lc.binding`` / ``lc.llm``: the text binding as lollms-client shows it.
 
@@ -274,7 +277,7 @@ class LollmsClient(CodeHelpers, ServerInfo, LongTexts, OutOfScope, Session):
         self.default_seed = seed
         self.default_streaming_callback = streaming_callback
         self.last_summary: Summary | None = None  # the figures of the last sequential_summarize
-        self.tti: CourseTTI | None = self._make_tti(tti_binding_name, dict(tti_binding_config or {}))
+        self.tti: CourseTTI | None = make_tti(self, tti_binding_name, dict(tti_binding_config or {}))
         self.tts = self.stt = self.ttv = self.ttm = None  # lollms-client's other modalities: none here
 
     # -- what the course reads -------------------------------------------------
@@ -352,47 +355,6 @@ class LollmsClient(CodeHelpers, ServerInfo, LongTexts, OutOfScope, Session):
             ) from None
 
     # -- pictures -----------------------------------------------------------------
-
-    def _make_tti(self, name: str | None, config: dict[str, Any]) -> CourseTTI | None:
-        name = os.environ.get(ENV_OVERRIDES["tti_binding"]) or name
-        if not name:
-            return None
-        given, name = name, TTI_ALIASES.get(name, name)
-        from ..errors import UnknownBindingError
-        from ..tti import image_binding_names
-        from .tti import CourseTTI
-
-        given_host = config.pop("host_address", None) or config.pop("base_url", None)
-        host = os.environ.get(ENV_OVERRIDES["tti_host"]) or given_host
-        if host is None and SAME_SERVER.get(name) == self._text_binding:
-            host = self.host_address  # the course's TTI lives on the client's server
-        given_key = config.pop("service_key", None) or config.pop("api_key", None)
-        key = clean_key(given_key, "the TTI service_key") or self.service_key
-        config.pop("verify_ssl_certificate", None)
-        # lollms-client's dalle/openai defaults: the size is used when a call gives none, the rest
-        # (quality, style) have no setting here.
-        size = config.pop("default_size", None) or config.pop("size", None)
-        for unused in ("default_quality", "default_style", "quality", "style", "certificate_file_path"):
-            config.pop(unused, None)
-        if name == "lollms" and key:
-            config.setdefault("client_id", key)  # lollms-webui's image calls take the key as client id
-        model = config.pop("model_name", None)
-        try:
-            # The session's image default too: %lollms image and Session.image use the same server.
-            self.use_image(name, model, host, api_key=key, **config)
-            binding = self.image_binding()
-        except (LollmsMagicsError, TypeError, ValueError) as exc:
-            self.use_image("auto")
-            reason = one_line(str(exc))
-            if isinstance(exc, UnknownBindingError):
-                names = [n + (" (dalle)" if n == "openai" else "") for n in image_binding_names()]
-                reason = f"the image bindings are {', '.join(names)}"
-            warnings.warn(
-                f"no TTI binding: {given!r} could not be made ({reason}); lc.tti is None",
-                LollmsMagicsWarning, stacklevel=3,
-            )
-            return None
-        return CourseTTI(binding, given, size=size)
 
     def close(self) -> None:
         """Close the connections of the text and image bindings."""

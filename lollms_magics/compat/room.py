@@ -30,6 +30,8 @@ if TYPE_CHECKING:
         last_summary: Summary | None
         user_name: str
         ai_name: str
+        service_key: str | None
+        _text_binding: str
 
         def set_model_name(self, model_name: str) -> None: ...
 

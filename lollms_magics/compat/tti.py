@@ -19,14 +19,71 @@ the server had, so the course's get, change, set round trip works.
 
 from __future__ import annotations
 
+import os
+import warnings
 from typing import TYPE_CHECKING, Any
 
-from ..secret_fields import MASK, is_secret_setting, mask_settings
+from ..errors import LollmsMagicsError, LollmsMagicsWarning
+from ..secret_fields import MASK, clean_key, is_secret_setting, mask_settings
+from .callbacks import one_line
 
 if TYPE_CHECKING:
     from ..tti.base import ImageBinding
+    from .room import ClientRoom
 
-__all__ = ["CourseTTI"]
+__all__ = ["SAME_SERVER", "TTI_ALIASES", "CourseTTI", "make_tti"]
+
+# lollms-client's TTI binding names over its versions -> ours (dalle: OpenAI's images, 0.17-1.14).
+TTI_ALIASES = {"dalle": "openai", "dall-e": "openai", "openai_tti": "openai", "lollms_webui": "lollms"}
+# Image bindings that live on the same server as a text binding (the TTI gets the client's host).
+SAME_SERVER = {"lollms": "lollms", "openai": "openai"}
+
+
+def make_tti(client: ClientRoom, name: str | None, config: dict[str, Any]) -> CourseTTI | None:
+    """``lc.tti``: the image binding ``name`` (lollms-client's names, ``tti_binding_config``'s keys), or None.
+
+    It becomes the session's image default too, so ``%lollms image`` and
+    ``Session.image`` use the same server. A binding that cannot be made
+    leaves ``lc.tti`` at None with a warning, as in lollms-client.
+    """
+    name = os.environ.get("LOLLMS_CLIENT_TTI_BINDING") or name  # client.ENV_OVERRIDES
+    if not name:
+        return None
+    given, name = name, TTI_ALIASES.get(name, name)
+    from ..errors import UnknownBindingError
+    from ..tti import image_binding_names
+
+    given_host = config.pop("host_address", None) or config.pop("base_url", None)
+    host = os.environ.get("LOLLMS_CLIENT_TTI_HOST") or given_host
+    if host is None and SAME_SERVER.get(name) == client._text_binding:
+        host = client.host_address  # the course's TTI lives on the client's server
+    given_key = config.pop("service_key", None) or config.pop("api_key", None)
+    key = clean_key(given_key, "the TTI service_key") or client.service_key
+    config.pop("verify_ssl_certificate", None)
+    # lollms-client's dalle/openai defaults: the size is used when a call gives none, the rest
+    # (quality, style) have no setting here.
+    size = config.pop("default_size", None) or config.pop("size", None)
+    for unused in ("default_quality", "default_style", "quality", "style", "certificate_file_path"):
+        config.pop(unused, None)
+    if name == "lollms" and key:
+        config.setdefault("client_id", key)  # lollms-webui's image calls take the key as client id
+    model = config.pop("model_name", None)
+    try:
+        # The session's image default too: %lollms image and Session.image use the same server.
+        client.use_image(name, model, host, api_key=key, **config)
+        binding = client.image_binding()
+    except (LollmsMagicsError, TypeError, ValueError) as exc:
+        client.use_image("auto")
+        reason = one_line(str(exc))
+        if isinstance(exc, UnknownBindingError):
+            names = [n + (" (dalle)" if n == "openai" else "") for n in image_binding_names()]
+            reason = f"the image bindings are {', '.join(names)}"
+        warnings.warn(
+            f"no TTI binding: {given!r} could not be made ({reason}); lc.tti is None",
+            LollmsMagicsWarning, stacklevel=3,
+        )
+        return None
+    return CourseTTI(binding, given, size=size)
 
 
 class CourseTTI:
