@@ -139,14 +139,16 @@ def test_v0_discussion_pictures_models_and_personalities(server, tmp_path: Path)
     }.get(server.kind, "Functionality not available for the current binding")
     assert out == [
         "Discussion: Echo: And the capital of Italy?",
+        "Streamed: True",
         f"Models: {', '.join(model_names(server))}",
         f"Switched to: {last}",
         "Picture: Echo: Describe this picture.",
         f"Personalities: {personalities}",
     ]
-    discussion, picture = generations(server)
+    discussion, streamed, picture = generations(server)
     # The markup became chat messages (lollms-webui: its own transcript, the markers not doubled).
-    assert sent_messages(server, discussion) == TUTOR
+    assert sent_messages(server, discussion) == sent_messages(server, streamed) == TUTOR
+    assert (discussion["stream"], streamed["stream"]) == (False, True)
     if "prompt" in discussion:
         assert discussion["prompt"].count("!@>") == 5 and discussion["prompt"].endswith("\n!@>assistant:")
     assert discussion.get("n_predict", discussion.get("max_tokens", discussion.get("options", {}).get(
@@ -345,6 +347,15 @@ def test_v1_openai_tti_reads_base_url_api_key_and_model_from_its_config(tmp_path
     assert out == ["Image models: dall-e-2, dall-e-3", "Picture: True, PNG=True"]
     assert len(drawn) == 1 and drawn[0].headers["authorization"] == "Bearer sk-local-images"
     assert (drawn[0].json["model"], drawn[0].json["size"]) == ("dall-e-3", "1024x1024")
+
+
+def test_the_embedded_model_refuses_pictures_in_one_line_error_dict(tmp_path: Path) -> None:
+    from lollms_magics import LollmsClient
+
+    (tmp_path / "photo.png").write_bytes(tiny_png())
+    answer = LollmsClient("llamacpp").generate_text("Describe this.", images=[str(tmp_path / "photo.png")])
+    assert isinstance(answer, dict) and answer["status"] is False
+    assert "reads text only and cannot take images" in answer["error"] and "\n" not in answer["error"]
 
 
 def test_update_llm_binding_load_model_and_the_context_size_change_the_next_call() -> None:

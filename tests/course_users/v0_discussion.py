@@ -4,7 +4,7 @@ Written as for lollms-client 0.17-0.28 (``from lollms_client import LollmsClient
 only the import line differs.
 """
 
-from lollms_magics import LollmsClient
+from lollms_magics import MSG_TYPE, LollmsClient
 
 lc = LollmsClient(binding_name="lollms", host_address="http://localhost:9600")
 
@@ -17,6 +17,18 @@ discussion = (
 )
 answer = lc.generate_text(discussion, split=True, n_predict=64)
 print(f"Discussion: {answer}")
+
+pieces = []
+
+
+def on_chunk(chunk, msg_type, params=None, metadata=None):
+    if msg_type == MSG_TYPE.MSG_TYPE_CHUNK:
+        pieces.append(chunk)
+    return True
+
+
+streamed = lc.generate_text(discussion, split=True, streaming_callback=on_chunk)
+print(f"Streamed: {''.join(pieces) == streamed == answer}")
 
 models = lc.listModels()
 print("Models:", ", ".join(m["model_name"] for m in models))
