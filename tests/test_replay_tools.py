@@ -17,6 +17,7 @@ import pytest
 
 from lollms_magics import replay
 from lollms_magics.replay.scrub import canonical
+from tests.conftest import require_embedded_model
 from tests.test_magics import cell, ip  # noqa: F401  (ip is the fixture)
 from tests.test_magics_tools import HOST, Model, _answer
 
@@ -96,3 +97,38 @@ def test_requests_match_whatever_their_tool_results_hold_and_nothing_else() -> N
     assert canonical(key("1")) == canonical(key("2"))
     assert canonical(key("1")) != canonical(key("1", question="another"))
     assert canonical({"local": key("1")["body"]}) == canonical({"local": key("2")["body"]})
+
+
+def test_the_embedded_models_calls_are_recorded_and_replayed(ip, tmp_path, monkeypatch):  # noqa: F811
+    from lollms_magics.bindings.llamacpp import LlamaCppBinding
+    from lollms_magics.schema import ToolCall
+
+    require_embedded_model()
+    ran: list[str] = []
+
+    def scripted(self: Any, path: Any, request: Any, response: Any) -> Any:
+        # Stands in for the model at the binding's own seam; the tape's seam (run_local) is above it.
+        ran.append(request.messages[-1].role)
+        last = request.messages[-1]
+        if last.role == "tool":
+            yield f"The tool said: {last.content}"
+        else:
+            response.tool_calls.append(ToolCall.parse("call_0", "mean_of", '{"column": "price"}'))
+
+    monkeypatch.setattr(LlamaCppBinding, "_run", scripted)
+    path = tmp_path / "tools.replay.jsonl"
+    _table(ip, 2.5)
+    cell(ip, f"record {path}")
+    recorded = cell(ip, "-b llamacpp --tools mean_of --yes", "What is the mean price?")
+    cell(ip, "record off")
+    assert _answer(recorded) == "The tool said: 2.5" and ran == ["user", "tool"]
+    first = json.loads(path.read_text().splitlines()[1])
+    assert first["tool_calls"][0]["function"] == {"name": "mean_of", "arguments": '{"column": "price"}'}
+
+    cell(ip, f"replay {path} --speed 0")
+    _table(ip, 7.0)
+    cap = cell(ip, "-b llamacpp --tools mean_of --yes", "What is the mean price?")
+    assert ran == ["user", "tool"]  # the model was not asked again
+    assert _answer(cap) == "The tool said: 2.5"
+    shown = [o.data.get("text/markdown", "") for o in cap.outputs]
+    assert "**⚠** mean\\_of(column='price') returned something else than when recorded" in shown

@@ -5,7 +5,8 @@ The embedded llama.cpp binding hands each answer to
 model, chat messages, options) and a function that streams it from the model.
 While recording, the pieces are passed through and kept with the time each
 came; while replaying, the recorded pieces come back at that pace (and the
-model is never loaded), with the finish reason and token counts restored.
+model is never loaded), with the finish reason, the token counts and the
+tool calls the model asked for restored.
 
 An answer the reader stopped (a Stop, Ctrl-C, a loop left early) is kept
 with ``"cut": true`` and the time of the stop. Replayed, it gives the same
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..schema import ToolCall
 from ..transport.tape import RecordedStop
 from .cassette import Player, Recorder, Tape
 
@@ -74,6 +76,9 @@ def _record(
             entry: dict[str, Any] = {"key": key, "pieces": pieces}
             for name in _RESTORED:
                 entry[name] = getattr(response, name, None)
+            calls = getattr(response, "tool_calls", None)
+            if calls:  # the model asked for tools: the calls are its answer, replayed as such
+                entry["tool_calls"] = scrubber.data([c.wire() for c in calls])
             if outcome == "cut":
                 entry.update(cut=True, end=round(time.perf_counter() - start, 3))
             tape.add(entry)
@@ -92,6 +97,9 @@ def _replay(entry: dict[str, Any], response: Any, tape: Tape) -> Iterator[str]:
         wait_until(at)
         yield str(piece)
     response.completion_tokens = entry.get("completion_tokens")
+    for wire in entry.get("tool_calls", ()):
+        function = wire["function"]
+        response.tool_calls.append(ToolCall.parse(wire["id"], function["name"], function.get("arguments")))
     if entry.get("cut"):
         # Stopped here when recorded: stop the answer the way a Stop does (the
         # response ends interrupted, its finish reason "cancelled"), not as finished.
