@@ -349,6 +349,24 @@ def test_v1_openai_tti_reads_base_url_api_key_and_model_from_its_config(tmp_path
     assert (drawn[0].json["model"], drawn[0].json["size"]) == ("dall-e-3", "1024x1024")
 
 
+def test_a_split_discussion_carries_the_pictures_on_its_last_user_turn(tmp_path: Path) -> None:
+    from lollms_magics import LollmsClient
+
+    (tmp_path / "photo.png").write_bytes(tiny_png())
+    with OllamaServer() as ollama:
+        lc = LollmsClient(llm_binding_name="ollama", llm_binding_config={"host_address": ollama.url})
+        answer = lc.generate_text("!@>user: Look.\n!@>assistant: Yes?\n!@>user: What colour is it?\n",
+                                  images=[str(tmp_path / "photo.png")], split=True,
+                                  system_prompt="You describe pictures.")
+        sent = ollama.last_request.json["messages"]
+    assert answer == "Echo: What colour is it?"
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    assert sent[0]["content"] == "You describe pictures."
+    assert [bool(m.get("images")) for m in sent] == [False, False, False, True]
+    # 1.x's text processor is the client: its helpers are there too.
+    assert lc.llm.tp.extract_code_blocks("```py\nx = 1\n```")[0]["content"] == "x = 1"
+
+
 def test_the_embedded_model_refuses_pictures_in_one_line_error_dict(tmp_path: Path) -> None:
     from lollms_magics import LollmsClient
 

@@ -114,6 +114,11 @@ class ClientBinding:
     def model_name(self, name: str) -> None:
         self._client.set_model_name(name)
 
+    @property
+    def tp(self) -> LollmsClient:
+        """lollms-client 1.x's text processor (``lc.llm.tp.yes_no(...)``): the client, which has its calls."""
+        return self._client
+
     def load_model(self, model_name: str) -> bool:
         """Use ``model_name`` from the next call on (lollms-client's binding method); True."""
         self._client.set_model_name(model_name)
