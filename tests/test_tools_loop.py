@@ -198,7 +198,7 @@ def test_max_rounds_then_the_model_is_asked_to_answer(backend: Any) -> None:
     sent = [r.json for r in chats(server, protocol)]
     assert len(sent) == 3
     if protocol == "openai":
-        assert [b.get("tool_choice") for b in sent] == [None, None, "none"]
+        assert [b.get("tool_choice") for b in sent] == ["auto", "auto", "none"]
     else:  # Ollama has no tool_choice: the last round goes without the tools
         assert ["tools" in b for b in sent] == [True, True, False]
 
@@ -305,3 +305,19 @@ def test_the_new_lollms_server_takes_tools(lollms_server: Any) -> None:
     session = Session("lollms", model="ollama/test-model", host=lollms_server.url)
     session.keys.set("lollms", LOLLMS_KEY)
     assert session.ask("Add.", tools=[add]).text == "Results: 42"
+
+
+def test_a_server_that_cannot_stream_calls_is_asked_whole(openai_server: Any) -> None:
+    openai_server.stream_calls = False  # llama-cpp-python's server with chatml-function-calling
+    openai_server.tool_script = [[("add", {"a": 1, "b": 2})]]
+    session = Session("openai", model="test-model", host=openai_server.url)
+    response = session.ask("Add.", tools=[add])
+    assert response.text == "Results: 3" and response.done
+    assert "asked again without streaming (remembered for this server)" in " ".join(response.notes)
+    def streamed() -> list[bool]:
+        return [r.json["stream"] for r in openai_server.requests_to("/v1/chat/completions")]
+
+    assert streamed() == [True, False, False]
+    openai_server.reset()
+    assert session.ask("Add.", tools=[add]).text == "Results: 3"
+    assert streamed() == [False, False]

@@ -214,8 +214,9 @@ class OpenAIBinding(HTTPBinding):
             body["stream_options"] = {"include_usage": True}
         if request.tools:
             body["tools"] = request.tools
-            if request.tool_choice is not None:
-                body["tool_choice"] = request.tool_choice
+            # "auto" is OpenAI's default with tools, but llama-cpp-python's server
+            # takes a missing choice as "none": said outright, every server calls.
+            body["tool_choice"] = request.tool_choice if request.tool_choice is not None else "auto"
         if request.schema is not None:
             kind = RESPONSE_FORMATS[_formats_taken.get(self.host, 0)]
             wanted = response_format(kind, request.schema)

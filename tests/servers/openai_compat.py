@@ -31,6 +31,10 @@ validation error into a 500 whose OpenAI-shaped message quotes it
 offering tools is answered with the script's calls, streamed in OpenAI's
 deltas or whole, then with the tools' results as text; tool messages that
 answer no call, or calls left unanswered, are refused as OpenAI refuses them.
+``stream_calls = False`` answers a streamed request whose answer is calls as
+llama-cpp-python's server does (``chatml-function-calling`` raises "Automatic
+streaming tool choice is not supported" once the stream is open): a 200 whose
+event stream ends at once, empty, and the connection closed.
 
 The ``think`` model streams its reasoning first, one ``delta.reasoning_content``
 per piece with no ``content`` (llama.cpp's ``common_chat_msg_diff_to_json_oaicompat``,
@@ -244,6 +248,7 @@ class OpenAIServer(LoopbackServer):
         self.refusal_style: str | None = None
         self.files: dict[str, bytes] = {}
         self.tool_script: list[list[tuple[str, Any]]] | None = None
+        self.stream_calls = True
 
     def setup_routes(self) -> None:
         self.route("GET", "/v1/models", self.list_models)
@@ -484,6 +489,11 @@ class OpenAIServer(LoopbackServer):
     def send_calls(self, ex: Exchange, body: dict, model: str, calls: list, prompt_tokens: int) -> None:
         """Answer with tool calls, streamed as OpenAI's deltas or whole (``finish_reason: "tool_calls"``)."""
         ids = ids_for(calls)
+        if body.get("stream") and not self.stream_calls:
+            stream = ex.stream("text/event-stream; charset=utf-8", headers={"Cache-Control": "no-cache"})
+            stream.end()
+            ex.abort()
+            return
         if body.get("stream"):
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
             enc = SSEEncoder(self, model, usage, prompt_tokens)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import jsonschema
 
-from ...errors import BindingError, InvalidOptionError
+from ...errors import BindingError, InvalidOptionError, StreamBrokenError
 from ...response import Response
 from ...schema import ToolCall
 from .describe import Tool, as_tools
@@ -92,6 +92,14 @@ class ToolEvent:
     run: ToolRun
 
 
+# Servers (binding name, host) whose streamed answers with tools broke empty: asked whole.
+_WHOLE: set[tuple[str, str]] = set()
+
+
+def _server_of(binding: Binding) -> tuple[str, str]:
+    return binding.name, str(getattr(binding, "host", "") or "")
+
+
 class _Stopped(BindingError):
     """Ends the loop after a Stop (the Response treats a BindingError after a cancel as the stop)."""
 
@@ -127,6 +135,7 @@ def ask_with_tools(
         raise InvalidOptionError("max_rounds must be a whole number, 0 or more")
     if isinstance(approve, str) and approve != "yes":
         raise InvalidOptionError('approve must be "yes", True, a function or None')
+    stream = stream and _server_of(binding) not in _WHOLE
     loop = _Loop(binding, offered, system, stream, keys, approve, max_rounds, on_tool, budget, options)
     first = binding.generate(
         list(messages), system=system, stream=stream, tools=loop.schemas,
@@ -191,13 +200,19 @@ class _Loop:
         while True:
             self.current = current
             self._check_stop()
-            separated = not wrote
-            for chunk in current:
-                if not separated:
-                    yield "\n\n"
-                    separated = True
-                wrote = True
-                yield chunk
+            before = wrote  # text of earlier rounds: this round's is set apart by a blank line
+            try:
+                for chunk in current:
+                    if before:
+                        yield "\n\n"
+                        before = False
+                    wrote = True
+                    yield chunk
+            except StreamBrokenError:
+                if not self._ask_whole(current):
+                    raise
+                current = self._generate(history, last=done_rounds >= self.max_rounds)
+                continue
             self._absorb(current)
             self._check_stop()
             calls = list(current.tool_calls)
@@ -220,13 +235,38 @@ class _Loop:
                     {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": run.sent}
                 )
                 self._check_stop()
-            last = done_rounds >= self.max_rounds
-            with warnings.catch_warnings():  # the first round warned about ignored options already
-                warnings.simplefilter("ignore")
-                current = self.binding.generate(
-                    history, system=self.system, stream=self.stream, tools=self.schemas,
-                    tool_choice="none" if last else self.tool_choice, **self.options,
-                )
+            current = self._generate(history, last=done_rounds >= self.max_rounds)
+
+    def _generate(self, history: list[Any], last: bool) -> Response:
+        """The next round's request; the last one asks the model to answer (``tool_choice="none"``)."""
+        with warnings.catch_warnings():  # the first round warned about ignored options already
+            warnings.simplefilter("ignore")
+            return self.binding.generate(
+                history, system=self.system, stream=self.stream, tools=self.schemas,
+                tool_choice="none" if last else self.tool_choice, **self.options,
+            )
+
+    def _ask_whole(self, broken: Response) -> bool:
+        """After a streamed round broke: whether to ask it again whole (and from now on, for this server).
+
+        llama-cpp-python's server cannot stream a call its model chose
+        ("Automatic streaming tool choice is not supported"): it opens the
+        stream, then ends it empty. A round that broke before any text or
+        call is asked again without streaming, once.
+        """
+        if not self.stream or broken.tool_calls or broken._chunks or self.outer is None:
+            return False
+        if self.outer.cancelled:
+            return False
+        self.stream = False
+        _WHOLE.add(_server_of(self.binding))
+        # The server drops the connection it broke the stream on, though it looked reusable.
+        self.binding.close()
+        self.outer.notes.append(
+            "the server ended a streamed answer with tools before it began; asked again without "
+            "streaming (remembered for this server)"
+        )
+        return True
 
     def _absorb(self, current: Response) -> None:
         outer = self.outer
