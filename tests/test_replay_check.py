@@ -237,3 +237,15 @@ def test_a_notebook_replayed_twice_saves_the_same_bytes(lesson: Path, tmp_path: 
                               "recorded": "2026-12-03T12:33:57Z"}
     assert meta["duration"] == 0.174 and meta["time_to_first_token"] == 0.172
     assert cells[7].outputs[0]["data"] == {"text/plain": "2/2 done"}  # the mapped cell's line, no rate
+
+
+@pytest.mark.timeout(600)
+def test_a_teaching_notebook_with_pictures_replayed_twice_saves_the_same_bytes(tmp_path: Path) -> None:
+    notebook = ROOT / "notebooks" / "04_text_to_image.ipynb"
+    first = _replayed_bytes(notebook, tmp_path / "first.ipynb")
+    assert _replayed_bytes(notebook, tmp_path / "second.ipynb") == first
+    pictures = [o for c in nbformat.reads(first.decode("utf-8"), as_version=4).cells if c.cell_type == "code"
+                for o in c.outputs if "image/png" in o.get("data", {}) and "lollms_magics" in o["metadata"]]
+    assert len(pictures) == 2  # %lollms image and %%lollms image
+    sources = [o["metadata"]["lollms_magics"]["replay"] for o in pictures]
+    assert all(s["tape"] == "04_text_to_image.replay.jsonl" and s["entry"] > 1 for s in sources)

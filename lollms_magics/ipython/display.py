@@ -155,6 +155,21 @@ def footer(response: Response, figures: dict[str, Any] | None = None) -> str:
 _TIMES = ("time_to_first_token", "tokens_per_second", "duration")
 
 
+def replayed_pictures(metadata: dict[str, Any]) -> None:
+    """For pictures replayed from a file: the recorded ``duration`` and the source, in ``metadata``."""
+    from .. import replay
+
+    tape = replay.active()
+    source = tape.source(any_thread=True) if isinstance(tape, replay.Player) else None
+    if source is None:
+        return
+    source.pop("time_to_first_token", None)
+    duration = source.pop("duration", None)
+    if "duration" in metadata and duration is not None:
+        metadata["duration"] = round(duration, 3)
+    metadata["replay"] = source
+
+
 def replayed_figures(response: Response, metadata: dict[str, Any]) -> dict[str, Any] | None:
     """For an answer replayed from a file: its recorded figures, put in ``metadata`` with its source.
 

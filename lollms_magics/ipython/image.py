@@ -29,6 +29,7 @@ from ..errors import LollmsMagicsError
 from ..secret_fields import mask_settings
 from .args import Parser
 from .commands import COMMANDS, Command
+from .display import replayed_pictures
 from .image_display import ImageProgress, save_images, show_images
 
 if TYPE_CHECKING:
@@ -148,6 +149,7 @@ def image(magics: LollmsMagics, args: Any, cell: str | None) -> None:
         raise
     metadata = session.keys.redact_data({**result.metadata(), "width": result.width, "height": result.height})
     assert isinstance(metadata, dict)
+    replayed_pictures(metadata)  # a replayed picture: the recorded duration, and where it came from
     show_images(result, metadata, progress)
     if args.save:
         for line in save_images(result, args.save, metadata):

@@ -264,12 +264,13 @@ class Player(Tape):
         self.log: Path | None = None
         self._log_lock = threading.Lock()
         self._last = threading.local()  # per thread: the answer its last prompt was given
+        self._last_any: dict[str, Any] | None = None  # the same, whatever the thread
 
     def take(self, key: dict[str, Any]) -> dict[str, Any] | None:
         """The file's answer for ``key``, or None; noted for :meth:`source` and in :attr:`log`."""
         entry = self.cassette.take(key)
         if prompt_of(key.get("local", key)):
-            self._last.entry = entry  # None: a miss, so no older answer is named for this one
+            self._last.entry = self._last_any = entry  # None: a miss, so no older answer is named for it
         if self.log is not None:
             line = self.cassette.line_of(entry) if entry is not None else None
             self._write_log({"used": line} if entry is not None else {"missing": key})
@@ -280,16 +281,22 @@ class Player(Tape):
         with self._log_lock, open(self.log, "a", encoding="utf-8") as out:
             out.write(_line(record) + "\n")
 
-    def source(self) -> dict[str, Any] | None:
+    def source(self, *, any_thread: bool = False) -> dict[str, Any] | None:
         """Where the last answer given in this thread came from (then forgotten), or None.
+
+        ``any_thread``: the last answer given in any thread (a picture is
+        asked from a worker thread while the cell's thread shows progress).
 
         ``tape`` (the file's name), ``entry`` (its line in the file),
         ``recorded`` (when, if the file says), ``model``, and the recorded
         figures ``time_to_first_token`` and ``duration`` (seconds), so that
         an output can show the recorded figures instead of the replay's.
         """
-        entry = getattr(self._last, "entry", None)
-        self._last.entry = None
+        entry = self._last_any if any_thread else getattr(self._last, "entry", None)
+        if any_thread:
+            self._last_any = None
+        else:
+            self._last.entry = None
         if entry is None:
             return None
         key = entry["key"].get("local", entry["key"])
