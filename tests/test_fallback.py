@@ -9,6 +9,7 @@ status``, and ``--each``.
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -81,6 +82,22 @@ def test_a_stream_broken_after_text_is_not_switched(openai_server: Any, ollama_s
     assert pieces and response.text == "".join(pieces)  # what came is kept, and only that
     assert response.binding == "openai" and response.fallback is None
     assert not [r for r in ollama_server.requests if r.path == "/api/chat"]  # never asked
+
+
+def test_a_busy_server_is_asked_again_in_a_later_round(openai_server: Any) -> None:
+    openai_server.fail_next = [(429, {"Retry-After": "0"})] * 4  # two rounds of the try and its retry
+    dead = refused_url()
+    s = Session("openai", model="test-model", host=openai_server.url + "/v1", fallbacks=[f"openai@{dead}"])
+    s.binding_config["max_retries"] = 1
+    started = time.monotonic()
+    response = s.ask("Wait for me")
+    assert response.text == "Echo: Wait for me" and response.done
+    assert generations(openai_server) == 5  # 429, 429 | pause | 429, 429 | pause | answered
+    assert 1.5 < time.monotonic() - started < 60  # two pauses of a second, on a loaded machine
+    assert response.fallback is not None
+    assert response.fallback["answered_by"] == "openai:test-model"  # the chosen backend, in a later round
+    (failure,) = response.fallback["failed"]  # the dead fallback; the server's own 429s are not failures
+    assert failure["backend"] == f"openai@{dead}" and "cannot reach" in failure["error"]
 
 
 def test_when_every_backend_fails_the_first_error_names_the_others(openai_server: Any) -> None:
@@ -189,3 +206,54 @@ def test_a_failed_chain_fails_the_cell_with_one_line(ip: Any) -> None:
     dead, also_dead = refused_url(), refused_url()
     with pytest.raises(CellFailure, match="the fallbacks failed too: openai@"):
         run(ip, f"-b openai:test-model --host {dead} --fallback-to openai@{also_dead}", "Hi")
+
+
+# -- pictures ------------------------------------------------------------------
+
+
+def test_a_picture_comes_from_the_image_fallback_when_the_server_is_down(a1111_server: Any) -> None:
+    dead = refused_url().removesuffix("/v1")
+    s = Session(image_fallbacks=[f"a1111@{a1111_server.url}"])
+    s.use_image("a1111", host=dead)
+    result = s.image("a red fox", width=64, height=64)
+    assert result.binding == "a1111" and len(result.images) == 1
+    meta = result.metadata()
+    assert meta["fallback"]["answered_by"] == f"a1111@{a1111_server.url}"
+    assert meta["fallback"]["failed"][0]["backend"] == f"a1111@{dead}"
+    assert "cannot reach" in meta["fallback"]["failed"][0]["error"]
+    assert f"a1111@{a1111_server.url} answered" in dict(s.status(check=False).rows)["switched"]
+    assert s.image_fallbacks == [f"a1111@{a1111_server.url}"]
+
+
+def test_a_picture_fails_with_every_image_backend_named(a1111_server: Any) -> None:
+    a1111_server.fail_next = [(503, {})] * 10
+    dead = refused_url().removesuffix("/v1")
+    s = Session(image_fallbacks=[f"a1111@{dead}"])
+    s.use_image("a1111", host=a1111_server.url, max_retries=0)
+    with pytest.raises(Exception, match="the fallbacks failed too: a1111@" + dead):
+        s.image("a red fox", width=64, height=64)
+
+
+@pytest.mark.model
+def test_cells_falling_back_together_queue_behind_the_embedded_model() -> None:
+    """Three students' cells at once, their server down: the one embedded model answers each in turn."""
+    import threading
+
+    from tests.conftest import require_embedded_model
+
+    require_embedded_model()
+    dead = refused_url()
+    answers: list[Any] = []
+
+    def student(n: int) -> None:
+        s = Session("openai", model="test-model", host=dead, fallbacks=["llamacpp"])
+        answers.append(s.ask(f"Name the number {n}.", n_predict=6, temperature=0, history=False))
+        _ = answers[-1].text
+
+    threads = [threading.Thread(target=student, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert len(answers) == 3
+    assert all(a.done and a.text.strip() and a.binding == "llamacpp" for a in answers)

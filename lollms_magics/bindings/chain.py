@@ -18,6 +18,7 @@ raised, its message naming what the fallbacks said.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,9 @@ if TYPE_CHECKING:
     from ..schema import GenerationRequest
     from .base import Binding
 
-__all__ = ["SWITCHING", "Chain", "Fallback", "Switch"]
+__all__ = ["ROUND_PAUSE", "SWITCHING", "Chain", "Fallback", "Switch", "reason_of"]
+
+ROUND_PAUSE = 1.0  # seconds between two rounds of a chain whose backends were all busy
 
 # The failures that send a request to the next backend (when no text came yet).
 SWITCHING: tuple[type[BindingError], ...] = (
@@ -80,14 +83,21 @@ class Chain:
     """The backends to try, in order, after a binding fails before its first text.
 
     ``on_switch`` hears every answer that needed a fallback (and every one
-    where all failed), for ``%lollms status``.
+    where all failed), for ``%lollms status``. ``patience``: seconds during
+    which, when a backend of the round was only busy (429 after its retries,
+    the embedded model writing another answer), the round starts again from
+    the chosen backend after a short pause, instead of failing.
     """
 
     def __init__(
-        self, fallbacks: Sequence[Fallback], on_switch: Callable[[Switch], None] | None = None
+        self,
+        fallbacks: Sequence[Fallback],
+        on_switch: Callable[[Switch], None] | None = None,
+        patience: float = 0.0,
     ) -> None:
         self.fallbacks = list(fallbacks)
         self.on_switch = on_switch
+        self.patience = patience
 
     def labels(self) -> list[str]:
         """The fallbacks' labels, in order."""
@@ -109,28 +119,43 @@ class Chain:
         error = yield from _attempt(first, response)
         if error is None:
             return
-        failed = [(label, _reason(error))]
-        for fallback in self.fallbacks:
-            if response.cancelled:
-                return
-            try:
-                inner = _respond(fallback.make(), request, response.options)
-            except LollmsMagicsError as exc:  # its extra missing, a text-only model given images...
-                failed.append((fallback.label, _reason(exc)))
-                continue
-            response.on_abort(inner.cancel)
-            response.binding, response.model = inner.binding, inner.model
-            response.notes.append(f"answered by {fallback.label} after {_failures(failed)}")
-            next_error = yield from _attempt(iter(inner), response)
-            if next_error is None:
-                self._adopt(response, inner, fallback.label, failed)
-                return
-            response.notes.pop()
-            failed.append((fallback.label, _reason(next_error)))
+        failed = {label: reason_of(error)}  # per backend, its last failure
+        deadline = time.monotonic() + self.patience
+        backends: list[Fallback] = list(self.fallbacks)
+        busy: list[Exception] = [error]  # this round's failures
+        while True:
+            for fallback in backends:
+                if response.cancelled:
+                    return
+                try:
+                    inner = _respond(fallback.make(), request, response.options, fallback.label == label)
+                except LollmsMagicsError as exc:  # its extra missing, a text-only model given images...
+                    failed[fallback.label] = reason_of(exc)
+                    busy.append(exc)
+                    continue
+                response.on_abort(inner.cancel)
+                response.binding, response.model = inner.binding, inner.model
+                before = [(name, why) for name, why in failed.items() if name != fallback.label]
+                response.notes.append(f"answered by {fallback.label} after {_failures(before)}")
+                next_error = yield from _attempt(iter(inner), response)
+                if next_error is None:
+                    self._adopt(response, inner, fallback.label, before)
+                    return
+                response.notes.pop()
+                failed[fallback.label] = reason_of(next_error)
+                busy.append(next_error)
+            # A backend only busy (429s, the embedded model writing another answer): a class's
+            # cells wait their turn, from the chosen backend again, rather than fail.
+            if not any(_busy(e) for e in busy) or time.monotonic() + ROUND_PAUSE > deadline:
+                break
+            if response.pause(ROUND_PAUSE):
+                return  # cancelled during the wait
+            backends, busy = [Fallback(label, lambda: primary), *self.fallbacks], []
         response.binding, response.model = kept
-        self._report(Switch(tuple(failed), None))
-        if len(failed) > 1:
-            message = f"{error.message}; the fallbacks failed too: {_failures(failed[1:])}"
+        failed_list = list(failed.items())
+        self._report(Switch(tuple(failed_list), None))
+        if len(failed_list) > 1:
+            message = f"{error.message}; the fallbacks failed too: {_failures(failed_list[1:])}"
             error.args, error.message = (message,), message
         raise error
 
@@ -178,8 +203,17 @@ def _attempt(source: Iterator[str], response: Response) -> Generator[str, None, 
     return None
 
 
-def _respond(binding: Binding, request: GenerationRequest, options: dict[str, Any]) -> Response:
-    """``binding``'s answer to ``request`` (made for another binding), as its ``generate()`` would make it."""
+def _busy(error: Exception) -> bool:
+    """A failure that says "not now" (worth another round), not "not here"."""
+    if isinstance(error, RateLimitError):
+        return "quota" not in str(error).lower()
+    return isinstance(error, BindingError) and error.retryable
+
+
+def _respond(
+    binding: Binding, request: GenerationRequest, options: dict[str, Any], itself: bool = False
+) -> Response:
+    """``binding``'s answer to ``request`` (``itself``: made for it; else for another binding)."""
     from ..response import Response
 
     if not binding.supports_images and any(m.images for m in request.messages):
@@ -189,7 +223,7 @@ def _respond(binding: Binding, request: GenerationRequest, options: dict[str, An
     binding._prepare()
     ignored = binding._ignored_options(options, request.stream)
     sent = {k: v for k, v in options.items() if k not in ignored}
-    asked = replace(request, model=binding.model, options=sent)
+    asked = replace(request, model=request.model if itself else binding.model, options=sent)
     inner = Response(binding.name, asked.model, dict(options))
     inner.ignored_options = ignored
     inner._source = binding._generate(asked, inner)
@@ -200,7 +234,7 @@ def _label(binding: str, model: str | None) -> str:
     return f"{binding}:{model}" if model else binding
 
 
-def _reason(error: Exception) -> str:
+def reason_of(error: Exception) -> str:
     """A failure in a few words, for a footer: a replay miss is not spelled out whole."""
     if isinstance(error, NotRecordedError):
         return "not in the replay file"

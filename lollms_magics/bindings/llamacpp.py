@@ -22,6 +22,7 @@ import importlib.metadata
 import importlib.util
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -277,6 +278,9 @@ class LlamaCppBinding(Binding):
         self.n_gpu_layers = n_gpu_layers
         self._path = self._resolve(self.model)
         self.model = self.model or _model_name(self._path)
+        # Seconds an answer waits for the model busy with another thread's (0: refused at once).
+        # A fallback chain sets it: thirty students' cells queue behind one model instead of failing.
+        self.busy_wait = 0.0
 
     # -- public API --------------------------------------------------------
 
@@ -345,12 +349,14 @@ class LlamaCppBinding(Binding):
     def _run(self, path: Path, request: GenerationRequest, response: Response) -> Iterator[str]:
         options = dict(request.options)
         kept = self._llama(path, options.pop("ctx_size", None))
-        if not kept.busy.acquire(blocking=False):
-            raise ServerError(
+        if not _acquire(kept.busy, self.busy_wait, response):
+            busy = ServerError(
                 "the embedded model is still writing another answer; "
                 "finish reading it or close it first",
                 binding=self.name,
             )
+            busy.retryable = True  # free again soon: a fallback chain tries once more
+            raise busy
         try:
             yield from self._stream(kept, request, response, options)
         finally:
@@ -477,3 +483,14 @@ def _prompt_tokens(kept: _Kept, messages: list[dict[str, str]]) -> int | None:
     except Exception:
         return None
     return len(llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+
+
+def _acquire(busy: threading.Lock, wait: float, response: Response) -> bool:
+    """Take the model's lock, waiting up to ``wait`` seconds (a cancel of ``response`` ends the wait)."""
+    if busy.acquire(blocking=False):
+        return True
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and not response.cancelled:
+        if busy.acquire(timeout=0.1):
+            return True
+    return False

@@ -21,16 +21,23 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidOptionError
+from ..errors import InvalidOptionError, LollmsMagicsError
 from .target import Target
 
 if TYPE_CHECKING:
     from ..bindings.base import Binding
     from ..bindings.chain import Chain, Switch
+    from ..tti.base import ImageBinding, ImageResult
 
 __all__ = ["EMBEDDED", "Fallbacks", "parse_fallbacks"]
 
 EMBEDDED = "llamacpp"  # the binding that answers a replay miss with --fallback embedded
+# Seconds a cell falling back to the embedded model waits for it while it writes another
+# thread's answer (a mapped cell's items, students' threads), instead of failing at once.
+EMBEDDED_WAIT = 5.0
+# Seconds a chain whose backends are all busy (429s, the embedded model taken) keeps trying
+# them, round after round, before the cell fails: a class's cells wait their turn.
+PATIENCE = 120.0
 
 
 def parse_fallbacks(specs: str | Iterable[str] | None, *, image: bool = False) -> list[Target]:
@@ -66,6 +73,7 @@ class Fallbacks:
         self.images: list[Target] = []
         self.events: deque[tuple[float, Switch]] = deque(maxlen=5)
         self._lock = threading.Lock()  # switches are heard from the threads of a mapped cell
+        self._embedded: dict[str | None, Binding] = {}  # per model: the fallback's own, which waits its turn
 
     def labels(self, targets: list[Target], safe: bool = False) -> list[str]:
         """``BINDING[:MODEL][@URL]`` of each target; ``safe``: the URL without user:password or keys."""
@@ -85,11 +93,64 @@ class Fallbacks:
         if _embedded_on_miss() and not any(t.name == EMBEDDED for t in wanted):
             wanted.append(Target(EMBEDDED, None, None, "the replay's --fallback embedded"))
         chain = [
-            Fallback(label, _maker(make, t))
+            Fallback(label, self._embedded_maker(t) if t.name == EMBEDDED and not t.host else _maker(make, t))
             for t, label in zip(wanted, self.labels(wanted, safe=True), strict=True)
             if not _same(t, target)
         ]
-        return Chain(chain, self._heard) if chain else None
+        return Chain(chain, self._heard, PATIENCE) if chain else None
+
+    def _embedded_maker(self, target: Target) -> Callable[[], Binding]:
+        def make() -> Binding:
+            with self._lock:
+                binding = self._embedded.get(target.model)
+                if binding is None:
+                    from ..bindings import binding_class
+
+                    binding = binding_class(EMBEDDED)(model=target.model)
+                    binding.busy_wait = EMBEDDED_WAIT  # type: ignore[attr-defined]  # LlamaCppBinding's
+                    self._embedded[target.model] = binding
+                return binding
+
+        return make
+
+    def make_images(
+        self, chosen: ImageBinding, target: Target, make: Callable[[Target], ImageBinding],
+        call: Callable[[ImageBinding], ImageResult],
+    ) -> ImageResult:
+        """``call(chosen)``; when it fails as a chain switches (refused, 429, 5xx...), the image fallbacks'.
+
+        A picture is whole or nothing, so any such failure may switch. The
+        result's ``info["fallback"]`` (and its metadata) names who made it and what failed.
+        """
+        from ..bindings.chain import SWITCHING, Switch, reason_of
+
+        try:
+            return call(chosen)
+        except SWITCHING as first:
+            error = first
+        failed = [(self.labels([target], safe=True)[0], reason_of(error))]
+        others = [t for t in self.images if not _same(t, target)]
+        for fallback, label in zip(others, self.labels(others, safe=True), strict=True):
+            try:
+                result = call(make(fallback))
+            except SWITCHING as exc:
+                failed.append((label, reason_of(exc)))
+                continue
+            except LollmsMagicsError as exc:  # an option that binding refuses, its extra missing...
+                failed.append((label, reason_of(exc)))
+                continue
+            result.info["fallback"] = {
+                "answered_by": label, "failed": [{"backend": n, "error": r} for n, r in failed],
+            }
+            self._heard(Switch(tuple(failed), label))
+            return result
+        if others:
+            self._heard(Switch(tuple(failed), None))
+            message = f"{error.message}; the fallbacks failed too: " + "; ".join(
+                f"{n} failed ({r})" for n, r in failed[1:]
+            )
+            error.args, error.message = (message,), message
+        raise error
 
     def _heard(self, switch: Switch) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ServerUnreachableError
+from .fallback import Fallbacks
 from .imaging import ImageChoice
 from .keys import KeyStore
 from .target import Target
@@ -30,6 +31,7 @@ class Rooms:
     keys: KeyStore
     usage: UsageLog
     _images: ImageChoice
+    _fallbacks: Fallbacks
 
     if TYPE_CHECKING:
 
@@ -93,10 +95,15 @@ class Rooms:
         prompt, _ = self._prepared(prompt, namespace, "the image prompt")
         negative_prompt, _ = self._prepared(negative_prompt, namespace, "the negative prompt")
         target = self.image_target(binding, model, host)
-        chosen = self.image_binding(target, **({"read_timeout": timeout} if timeout else {}))
-        try:
-            result = chosen.create_images(
-                prompt, negative_prompt, width, height, seed, steps, cfg_scale, n, progress=progress, **extra
+        config = {"read_timeout": timeout} if timeout else {}
+        chosen = self.image_binding(target, **config)
+        try:  # the image fallbacks make it when the chosen server fails (Session(image_fallbacks=...))
+            result = self._fallbacks.make_images(
+                chosen, target, lambda t: self._images.binding(t, **config),
+                lambda b: b.create_images(
+                    prompt, negative_prompt, width, height, seed, steps, cfg_scale, n, progress=progress,
+                    **extra,
+                ),
             )
         except ServerUnreachableError:
             self._images.forget_auto(target)  # the server went away: choose again next time

@@ -132,6 +132,8 @@ class ImageResult:
             meta["seeds"] = self.seeds
         if self.ignored_options:
             meta["ignored_options"] = self.ignored_options
+        if "fallback" in self.info:  # made by an image fallback: who, and what failed first
+            meta["fallback"] = self.info["fallback"]
         meta["duration"] = round(self.duration, 3)
         return meta
 
