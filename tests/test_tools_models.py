@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -32,7 +33,7 @@ from tests.test_llama_server import SERVER_MODULES, START_TIMEOUT, _free_port
 pytestmark = [pytest.mark.model, pytest.mark.timeout(900)]
 
 QUESTION = "What is the weather in Paris?"
-SETTINGS = {"temperature": 0, "seed": 1, "n_predict": 30}
+SETTINGS: dict[str, Any] = {"temperature": 0, "seed": 1, "n_predict": 30}
 
 
 def weather(city: str) -> str:
