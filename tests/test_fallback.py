@@ -257,3 +257,14 @@ def test_cells_falling_back_together_queue_behind_the_embedded_model() -> None:
         thread.join(timeout=300)
     assert len(answers) == 3
     assert all(a.done and a.text.strip() and a.binding == "llamacpp" for a in answers)
+
+
+def test_a_summary_falls_back_for_each_of_its_calls(openai_server: Any) -> None:
+    backup = f"openai:test-model@{openai_server.url}/v1"
+    s = Session("openai", model="test-model", host=refused_url(), fallbacks=[backup])
+    text = " ".join(f"Sentence {i} says that the tide rises twice a day." for i in range(300))
+    summary = s.summarize(text, ctx_size=1200, mode="map-reduce")
+    calls = generations(openai_server)
+    assert calls >= 3  # several parts and their reduction, every one answered by the fallback
+    assert str(summary).strip()
+    assert dict(s.status(check=False).rows)["switched"].endswith(f"{backup} answered")
