@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from ...schema import ToolCall
 from .describe import Tool, as_tools, json_schema, tool
-from .loop import RESULT_BUDGET, Approval, ToolEvent, ToolRun, ask_with_tools
+from .loop import ask_with_tools
+from .runs import RESULT_BUDGET, Approval, ToolEvent, ToolRun
 
 __all__ = [
     "RESULT_BUDGET",

@@ -23,14 +23,11 @@ interrupted at its next line (a blocking C call ends first); ``Ctrl-C``
 
 from __future__ import annotations
 
-import ctypes
-import json
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
@@ -38,59 +35,13 @@ from ...errors import BindingError, InvalidOptionError, StreamBrokenError
 from ...response import Response
 from ...schema import ToolCall
 from .describe import Tool, as_tools
+from .runs import RESULT_BUDGET, Approval, ToolEvent, ToolRun, as_text, raise_in
 
 if TYPE_CHECKING:
     from ...bindings.base import Binding
     from ..keys import KeyStore
 
-__all__ = ["RESULT_BUDGET", "Approval", "ToolEvent", "ToolRun", "ask_with_tools"]
-
-RESULT_BUDGET = 4000  # characters of one result sent back to the model
-Approval = Callable[[ToolCall], bool] | Literal["yes"] | bool | None
-
-
-@dataclass
-class ToolRun:
-    """What became of one call the model asked for.
-
-    ``refused`` says why it did not run (no such tool, invalid arguments, not
-    approved...), else ``approved`` is True and the function ran: ``result``
-    is the text sent back (trimmed: ``trimmed``), or ``error`` the exception
-    it raised, as the model read it. ``stopped`` when Stop ended it.
-    ``round`` counts the model's rounds of calls from 1.
-    """
-
-    call: ToolCall
-    result: str | None = None
-    error: str | None = None
-    approved: bool = False
-    refused: str | None = None
-    round: int = 1
-    duration: float | None = None
-    trimmed: bool = False
-    stopped: bool = False
-
-    @property
-    def sent(self) -> str:
-        """The tool message's content, as the model receives it."""
-        if self.refused is not None:
-            return f"Error: this call was refused: {self.refused}"
-        if self.error is not None:
-            return f"Error: {self.error}"
-        return self.result if self.result is not None else ""
-
-
-@dataclass(frozen=True)
-class ToolEvent:
-    """What ``on_tool`` hears: ``"start"`` just before an approved call runs, ``"end"`` after every call.
-
-    A refused call has only its ``"end"``. ``run`` is the same object both
-    times, filled in by the end.
-    """
-
-    kind: Literal["start", "end"]
-    run: ToolRun
-
+__all__ = ["ask_with_tools"]
 
 # Servers (binding name, host) whose streamed answers with tools broke empty: asked whole.
 _WHOLE: set[tuple[str, str]] = set()
@@ -184,7 +135,7 @@ class _Loop:
             current.cancel()
         with self.lock:
             if self.running is not None:
-                _raise_in(self.running, _ToolStopped)
+                raise_in(self.running, _ToolStopped)
 
     def _check_stop(self) -> None:
         assert self.outer is not None
@@ -361,7 +312,7 @@ class _Loop:
         finally:
             with self.lock:
                 self.running = None
-                _raise_in(tid, None)  # an interrupt sent as the function returned: dropped
+                raise_in(tid, None)  # an interrupt sent as the function returned: dropped
 
     def _check_stop_in_call(self) -> None:
         assert self.outer is not None
@@ -369,7 +320,7 @@ class _Loop:
             raise _ToolStopped
 
     def _result(self, run: ToolRun, value: Any) -> None:
-        text = _as_text(value)
+        text = as_text(value)
         if self.keys is not None and self.keys.holds_secret(text):
             run.error = "the result holds an API key, so it was not sent"
             return
@@ -387,24 +338,3 @@ class _Loop:
         if self.on_tool is not None:
             self.on_tool(ToolEvent("end", run))
         return run
-
-
-def _as_text(value: Any) -> str:
-    """A function's value as the model reads it."""
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return "(no value returned)"
-    if isinstance(value, (dict, list, tuple, int, float, bool)):
-        try:
-            return json.dumps(value, ensure_ascii=False, default=str)
-        except (TypeError, ValueError):
-            pass
-    return str(value)
-
-
-def _raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
-    """Raise ``exc`` in thread ``thread_id`` at its next line of Python (None: drop a pending one)."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc is not None else None
-    )
