@@ -27,6 +27,7 @@ class LollmsServer(OpenAIServer):
     default_models = ("ollama/test-model", "ollama/vision-model")
     midstream_error = {"message": "boom", "type": "server_error"}
     sse_separators = (", ", ": ")  # Python's json.dumps defaults, as the real server writes
+    whole_call_deltas = True  # it parses the whole answer for calls, then sends each whole
     context_size = 4096
 
     def __init__(self, models: list[str] | None = None, api_key: str | None = DEFAULT_KEY):

@@ -237,6 +237,8 @@ class OpenAIServer(LoopbackServer):
     default_models = ("test-model", "vision-model")
     generation_paths = ("/v1/chat/completions",)
     midstream_error: dict = {"message": "boom", "type": "server_error", "param": None, "code": None}
+    #: tool calls streamed whole, one delta each (the new LoLLMs server), not in pieces
+    whole_call_deltas = False
     #: JSON separators inside SSE events (compact like OpenAI / llama.cpp)
     sse_separators: tuple[str, str] = (",", ":")
 
@@ -498,7 +500,7 @@ class OpenAIServer(LoopbackServer):
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
             enc = SSEEncoder(self, model, usage, prompt_tokens)
             stream = ex.stream("text/event-stream; charset=utf-8", headers={"Cache-Control": "no-cache"})
-            deltas = openai_call_deltas(calls, ids)
+            deltas = openai_call_deltas(calls, ids, whole=self.whole_call_deltas)
             for delta in deltas:
                 stream.event(enc.chunk(delta))
             stream.flush()

@@ -106,8 +106,23 @@ def openai_tool_problem(body: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def openai_call_deltas(calls: list[tuple[str, Any]], ids: list[str]) -> list[dict[str, Any]]:
-    """The deltas of a streamed answer that asks for ``calls``, as OpenAI sends them."""
+def openai_call_deltas(
+    calls: list[tuple[str, Any]], ids: list[str], whole: bool = False
+) -> list[dict[str, Any]]:
+    """The deltas of a streamed answer that asks for ``calls``, as OpenAI sends them.
+
+    ``whole``: as the new LoLLMs server sends them (``backend/routers/services/openai_v1.py``:
+    it parses the model's whole answer, then sends a role delta and one delta per call, each
+    whole with its ``index``, pydantic's nulls included).
+    """
+    if whole:
+        heads = [{"role": "assistant", "content": None, "tool_calls": None}]
+        return heads + [
+            {"role": None, "content": None, "tool_calls": [
+                {"index": index, "id": call_id, "type": "function",
+                 "function": {"name": name, "arguments": raw_arguments(arguments)}}]}
+            for index, ((name, arguments), call_id) in enumerate(zip(calls, ids, strict=True))
+        ]
     deltas: list[dict[str, Any]] = []
     for index, ((name, arguments), call_id) in enumerate(zip(calls, ids, strict=True)):
         function = {"name": name, "arguments": ""}
