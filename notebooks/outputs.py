@@ -39,6 +39,7 @@ REPLAYED = [
     "06_python_api.ipynb",
     "07_data.ipynb",
     "08_documents.ipynb",
+    "09_tools.ipynb",
     "fr/11_orchestration_lollms_client.ipynb",
 ]
 

@@ -7,7 +7,10 @@ The file is the notebook's name with ``.replay.jsonl``, next to it (the one
 its ``%lollms replay`` cell reads); it is written afresh. ``--server KIND``
 starts one of the project's loopback servers (tests/servers) on the port its
 binding uses by default, standing in for a real one; ``--reply TEXT`` makes
-those servers answer TEXT instead of echoing the prompt. ``--http-only``
+those servers answer TEXT instead of echoing the prompt; ``--script FILE``
+makes them answer each question as FILE says (a JSON object: a part of the
+question -> ``{"calls": [[["name", {arguments}], ...], ...], "answer": TEXT}``,
+the calls asked for round by round, then the answer). ``--http-only``
 keeps only the HTTP answers, so the embedded model still answers live.
 The notebook runs with ``LOLLMS_MAGICS_RECORD`` set, which turns its replay
 cell into a recording (see lollms_magics.replay).
@@ -27,7 +30,8 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
 # The port each binding tries first, so a notebook naming no host reaches the stand-in.
-PORTS = {"a1111": 7860, "comfyui": 8188, "ollama": 11434, "lollms_webui": 9600, "lollms": 9642}
+PORTS = {"a1111": 7860, "comfyui": 8188, "ollama": 11434, "lollms_webui": 9600, "lollms": 9642,
+         "openai": 8000}  # llama.cpp's and vLLM's port
 
 
 def start_servers(kinds: list[str], reply: str | None, models: str | None) -> list[Any]:
@@ -47,6 +51,22 @@ def start_servers(kinds: list[str], reply: str | None, models: str | None) -> li
     return started
 
 
+def follow_script(server: Any, script: dict[str, Any]) -> None:
+    """Make the OpenAI-compatible stand-in ask for the calls ``script`` gives a question, then answer it."""
+    chat = server.chat
+
+    def scripted(ex: Any) -> None:
+        messages = ex.json.get("messages") if isinstance(ex.json, dict) else None
+        users = [m for m in messages or [] if isinstance(m, dict) and m.get("role") == "user"]
+        asked = str(users[-1].get("content")) if users else ""
+        plan = next((p for part, p in script.items() if part in asked), {})
+        server.tool_script = plan.get("calls")
+        server.reply = (lambda prompt, text=plan["answer"]: text) if plan.get("answer") else None
+        chat(ex)
+
+    server.route("POST", "/v1/chat/completions", scripted)
+
+
 def keep_http_only(path: Path) -> None:
     lines = path.read_text(encoding="utf-8").splitlines()
     kept = [line for line in lines if "local" not in json.loads(line).get("key", {})]
@@ -59,6 +79,7 @@ def main() -> int:
     ap.add_argument("--server", action="append", default=[], choices=sorted(PORTS))
     ap.add_argument("--reply", help="what the stand-in servers answer to every prompt")
     ap.add_argument("--models", help="comma-separated model names the stand-ins offer")
+    ap.add_argument("--script", type=Path, help="the calls and answer of each question (the openai stand-in)")
     ap.add_argument("--http-only", action="store_true", help="drop the embedded model's answers")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     args = ap.parse_args()
@@ -66,6 +87,9 @@ def main() -> int:
     target = notebook.with_suffix(".replay.jsonl")
     target.unlink(missing_ok=True)
     servers = start_servers(args.server, args.reply, args.models)
+    if args.script:
+        for server in servers:
+            follow_script(server, json.loads(args.script.read_text(encoding="utf-8")))
     os.environ["LOLLMS_MAGICS_RECORD"] = str(target)
     try:
         nb = nbformat.read(notebook, as_version=4)
