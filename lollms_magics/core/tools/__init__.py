@@ -19,6 +19,15 @@ The interface, shared by the magic (``%%lollms --tools f,g``) and Python:
   runs and ``"end"`` after every call (refused ones have only the end).
 * :class:`ToolCall` is defined in :mod:`lollms_magics.schema` (bindings fill
   ``Response.tool_calls`` with it) and re-exported here.
+
+What the loop checks and how it ends (calls refused, exceptions, keys, the
+result budget, Stop, ``max_rounds``) is told in :mod:`.loop`; the records
+(:class:`ToolRun`, :class:`ToolEvent`) are in :mod:`.runs`. The bindings
+send the tools (``Binding.generate(..., tools=, tool_choice=)``): OpenAI-compatible
+servers and the new LoLLMs server stream calls as deltas, Ollama whole in
+its lines, the embedded model answers whole (llama-cpp-python's
+``chatml-function-calling``); lollms-webui refuses in one line. A server that
+cannot stream a call it chose (llama-cpp-python's) is asked whole instead.
 """
 
 from __future__ import annotations

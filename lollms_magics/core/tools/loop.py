@@ -263,6 +263,8 @@ class _Loop:
             value = self._call(tool, call.arguments)
         except _ToolStopped:
             run.stopped, run.error = True, "stopped by the user"
+            with self.lock:  # the interrupt may have landed in _call's own cleanup
+                self.running = None
         except KeyboardInterrupt:
             run.stopped, run.error = True, "interrupted by the user"
             run.duration = time.perf_counter() - started
