@@ -132,3 +132,21 @@ def test_the_embedded_models_calls_are_recorded_and_replayed(ip, tmp_path, monke
     assert _answer(cap) == "The tool said: 2.5"
     shown = [o.data.get("text/markdown", "") for o in cap.outputs]
     assert "**⚠** mean\\_of(column='price') returned something else than when recorded" in shown
+
+
+def test_an_ollama_tools_cell_replays_the_same_way(ip, tmp_path, ollama_server):  # noqa: F811
+    ollama_server.tool_script = [[("mean_of", {"column": "price"})]]
+    path = tmp_path / "tools.replay.jsonl"
+    line = f"-b ollama --host {ollama_server.url} --tools mean_of --yes"
+    _table(ip, 2.5)
+    cell(ip, f"record {path}")
+    recorded = cell(ip, line, "What is the mean price?")
+    cell(ip, "record off")
+    assert _answer(recorded) == "Results: 2.5"
+    cell(ip, f"replay {path} --speed 0")
+    _table(ip, 6.5)
+    ollama_server.stop()  # the replay needs no server
+    cap = cell(ip, line, "What is the mean price?")
+    assert _answer(cap) == "Results: 2.5"
+    shown = [o.data.get("text/markdown", "") for o in cap.outputs]
+    assert "**⚠** mean\\_of(column='price') returned something else than when recorded" in shown
