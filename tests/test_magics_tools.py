@@ -190,3 +190,13 @@ def test_max_rounds_zero_lets_no_call_run(ip, model, prices, monkeypatch):  # no
     cell(ip, f"-b openai --host {HOST} --tools mean_of --max-rounds 0", "What is the mean price?")
     assert prices == []
     assert model.requests[0]["tool_choice"] == "none"
+
+
+def test_an_interrupt_at_the_prompt_stops_the_cell_and_runs_nothing(ip, model, prices, monkeypatch):  # noqa: F811
+    def interrupted(prompt: str = "") -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(builtins, "input", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cell(ip, f"-b openai --host {HOST} --tools mean_of", "What is the mean price?")
+    assert prices == [] and len(model.requests) == 1  # the model was not asked again
