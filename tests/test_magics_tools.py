@@ -200,3 +200,14 @@ def test_an_interrupt_at_the_prompt_stops_the_cell_and_runs_nothing(ip, model, p
     with pytest.raises(KeyboardInterrupt):
         cell(ip, f"-b openai --host {HOST} --tools mean_of", "What is the mean price?")
     assert prices == [] and len(model.requests) == 1  # the model was not asked again
+
+
+def test_the_prompt_shows_the_arguments_whole_and_the_list_shortens_them(ip, prices, monkeypatch):  # noqa: F811
+    column = "price; " + "and then something else " * 4
+    served = Model(arguments=json.dumps({"column": column}))
+    ip.lollms.session.binding_config["transport"] = httpx.MockTransport(served)
+    prompts = _asked(monkeypatch, "n")
+    cap = cell(ip, f"-b openai --host {HOST} --tools mean_of", "What is the mean price?")
+    assert prompts == [f"run mean_of(column={column!r})? [y/N] "]  # what is approved is seen whole
+    listed = cap.outputs[-1].data["text/markdown"]
+    assert "<code>mean_of(column=&#x27;price; and then something else and the…)</code>" in listed

@@ -126,7 +126,8 @@ class ToolsView:
 
     def approve(self, call: Any) -> bool:
         """Ask the user before a call of a function not marked safe: ``y`` runs it, anything else refuses."""
-        label = self.redact(call_label(call.name, call.arguments))
+        # Whole values: what is approved must be seen, not a shortened label.
+        label = self.redact(call_label(call.name, call.arguments, limit=None))
         if self.no_input:
             self.no_input.append(label)
             return False

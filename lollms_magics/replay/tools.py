@@ -63,20 +63,20 @@ def _calls(messages: list[Any]) -> list[tuple[str, str, Any]]:
     return calls
 
 
-def call_label(name: str, arguments: Any) -> str:
-    """A call as a reader knows it: ``name(a=1, b='x')`` (long values cut)."""
+def call_label(name: str, arguments: Any, limit: int | None = _LABEL_VALUE) -> str:
+    """A call as a reader knows it: ``name(a=1, b='x')``, values cut to ``limit`` characters (None: whole)."""
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
         except ValueError:
-            return f"{name}({arguments[:_LABEL_VALUE]})"
+            return f"{name}({arguments[:limit]})"
     if not isinstance(arguments, Mapping):
         return f"{name}()"
     parts = []
     for arg, value in arguments.items():
         shown = repr(value)
-        if len(shown) > _LABEL_VALUE:
-            shown = shown[: _LABEL_VALUE - 1] + "…"
+        if limit is not None and len(shown) > limit:
+            shown = shown[: limit - 1] + "…"
         parts.append(f"{arg}={shown}")
     return f"{name}({', '.join(parts)})"
 
