@@ -12,6 +12,8 @@ makes them answer each question as FILE says (a JSON object: a part of the
 question -> ``{"calls": [[["name", {arguments}], ...], ...], "answer": TEXT}``,
 the calls asked for round by round, then the answer). ``--http-only``
 keeps only the HTTP answers, so the embedded model still answers live.
+``--missing`` keeps the file and records only what it lacks (what
+``python -m lollms_magics.replay check`` lists): the rest is answered from it.
 The notebook runs with ``LOLLMS_MAGICS_RECORD`` set, which turns its replay
 cell into a recording (see lollms_magics.replay).
 """
@@ -81,11 +83,15 @@ def main() -> int:
     ap.add_argument("--models", help="comma-separated model names the stand-ins offer")
     ap.add_argument("--script", type=Path, help="the calls and answer of each question (the openai stand-in)")
     ap.add_argument("--http-only", action="store_true", help="drop the embedded model's answers")
+    ap.add_argument("--missing", action="store_true", help="keep the file; record only what it lacks")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     args = ap.parse_args()
     notebook = args.notebook.resolve()
     target = notebook.with_suffix(".replay.jsonl")
-    target.unlink(missing_ok=True)
+    if args.missing:
+        os.environ["LOLLMS_MAGICS_RECORD_MISSING"] = "1"
+    else:
+        target.unlink(missing_ok=True)
     servers = start_servers(args.server, args.reply, args.models)
     if args.script:
         for server in servers:

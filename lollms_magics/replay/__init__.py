@@ -49,6 +49,7 @@ __all__ = [
     "ENV_CHECK",
     "ENV_FALLBACK",
     "ENV_RECORD",
+    "ENV_RECORD_MISSING",
     "ENV_REPLAY",
     "ENV_SPEED",
     "Player",
@@ -70,6 +71,8 @@ ENV_SPEED = "LOLLMS_MAGICS_REPLAY_SPEED"
 # Set by ``replay check`` in the kernel it runs: a replay there answers at once, never
 # live, keeps the environment's file whatever the notebook names, and logs each request here.
 ENV_CHECK = "LOLLMS_MAGICS_REPLAY_CHECK"
+# With ENV_RECORD: record only what the file lacks (``record(..., missing=True)``).
+ENV_RECORD_MISSING = "LOLLMS_MAGICS_RECORD_MISSING"
 
 _active: Tape | None = None
 _embedded_for: Player | None = None  # the player whose misses the embedded model answers
@@ -176,7 +179,8 @@ def from_environment(redact: Callable[[str], str] | None = None) -> Tape | None:
         return replay(replay_path, fallback=fallback, speed=speed, redact=redact)
     record_path = os.environ.get(ENV_RECORD, "").strip()
     if record_path:
-        return record(record_path, redact=redact)
+        missing = os.environ.get(ENV_RECORD_MISSING, "").strip().lower() in ("1", "true", "yes", "on")
+        return record(record_path, redact=redact, missing=missing)
     return None
 
 
