@@ -30,7 +30,7 @@ SCRIPTS = ROOT / "tests" / "course_users"
 TEXT_BACKENDS = ("lollms_webui", "lollms_server", "ollama", "openai")
 GENERATION_PATHS = ("/lollms_generate", "/lollms_generate_with_images", "/api/chat", "/v1/chat/completions")
 PERSONALITIES = [{"name": "lollms", "category": "generic"}]
-MCP_INSTEAD = "lollms-magics calls no MCP servers; LollmsClient.generate_text and Session.ask answer in text"
+MCP_INSTEAD = "lc.generate_with_tools(prompt, tools=[f, g]) lets the model call Python functions"
 
 
 class PersonalitiesLollmsServer(LollmsServer):
@@ -321,6 +321,46 @@ def test_long_context_processing_refuses_a_fill_share_out_of_range() -> None:
         lc.long_context_processing("text", "task", context_fill_percentage=0.95)
 
 
+# ------------------------------------------------------------------ tools
+
+
+@pytest.mark.parametrize("server", ["ollama", "openai", "lollms_server"], indirect=True)
+def test_v1_generate_with_tools_runs_the_calls_and_returns_lollms_clients_dict(server, tmp_path) -> None:
+    server.tool_script = [[("get_weather", {"city": "Paris"}), ("add", {"a": 2, "b": 3})]]
+    out = run("v1_tools.py", tmp_path, server)
+    assert out == [
+        "Calling get_weather with {'city': 'Paris'}",
+        "Got {'output': 'Sunny in Paris, 22 C', 'success': True}",
+        "Calling add with {'a': 2, 'b': 3}",
+        "Got {'output': '5', 'success': True}",
+        "Response: Results: Sunny in Paris, 22 C | 5",
+        "Calls: [(1, 'get_weather', {'city': 'Paris'}), (1, 'add', {'a': 2, 'b': 3})]",
+        "Results: [{'output': 'Sunny in Paris, 22 C', 'success': True}, {'output': '5', 'success': True}]",
+        "Rounds: 2",
+        "Pending: ('get_weather', {'city': 'Paris'}, True) []",
+    ]
+    first, second, pending = generations(server)
+    # The functions went as the server's tools, described by the dicts; the system prompt first.
+    offered = {t["function"]["name"]: t["function"] for t in first["tools"]}
+    assert offered["get_weather"]["description"] == "Current weather for a city"
+    assert offered["add"]["parameters"]["properties"] == {"a": {"type": "integer"}, "b": {"type": "integer"}}
+    assert first["messages"][0] == {"role": "system", "content": "Use the tools."}
+    assert [m["role"] for m in second["messages"]][-3:] == ["assistant", "tool", "tool"]
+    # auto_execute=False ran nothing: no tool message was ever sent for Rome's question.
+    assert [m["role"] for m in pending["messages"]] == ["user"]
+
+
+@pytest.mark.parametrize("server", ["lollms_webui"], indirect=True)
+def test_v1_generate_with_tools_on_lollms_webui_fails_in_one_line(server, tmp_path: Path) -> None:
+    out = run("v1_tools.py", tmp_path, server)
+    assert out[0] == (f"Response: [Error during generation: lollms-webui at {server.url} has no tool-calling "
+                      "API; tools need the new LoLLMs server (port 9642), Ollama, an OpenAI-compatible server "
+                      "or the embedded model]")
+    assert out[1:] == ["Calls: []", "Results: []", "Rounds: 1", out[-1]]
+    assert out[-1].startswith("Pending: None []")
+    assert generations(server) == []  # refused before anything was sent
+
+
 # ------------------------------------------------------------------ pictures, out of scope
 
 
@@ -422,8 +462,8 @@ def test_v1_out_of_scope_calls_fail_in_one_line_saying_what_to_use(server, tmp_p
         + conversation,
         f"chat: chat: not in lollms-magics (discussions, LollmsDiscussion); {conversation}",
         "zoo: get_zoo: not in lollms-magics (the model zoo); lc.list_models() lists the server's models",
-        "tools: generate_with_tools: not in lollms-magics (tool calling, not yet); it will run on "
-        "Session.ask(tools=[...]) once that lands; until then lc.generate_text answers in text",
+        "tool file: generate_with_tools: tool files (clock_tool.py) are not read here; give the functions "
+        'themselves (a function, or {"name": ..., "callable": fn})',
         "tts=None stt=None",
     ]
     assert server.requests == []  # nothing was sent for any of them

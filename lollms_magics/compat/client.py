@@ -23,8 +23,9 @@ what ``Session.binding(target)`` does.
 The calls are kept by role: generation, discussions and structured content
 in :mod:`.generation`, models, personalities and tokens in
 :mod:`.server_info`, code and question helpers in :mod:`.codes`, long texts
-in :mod:`.longtext`, pictures (``lc.tti``) in :mod:`.tti`, and the calls
-lollms-magics leaves out, each failing in one line, in :mod:`.refusals`.
+in :mod:`.longtext`, ``generate_with_tools`` in :mod:`.tools`, pictures
+(``lc.tti``) in :mod:`.tti`, and the calls lollms-magics leaves out, each
+failing in one line, in :mod:`.refusals`.
 
 To run a script written for one backend on another without editing it,
 ``LOLLMS_CLIENT_BINDING``, ``LOLLMS_CLIENT_HOST`` and ``LOLLMS_CLIENT_MODEL``
@@ -47,6 +48,7 @@ from .codes import CodeHelpers
 from .longtext import LongTexts
 from .refusals import OutOfScope
 from .server_info import ServerInfo
+from .tools import ToolCalling
 from .tti import make_tti
 
 if TYPE_CHECKING:
@@ -185,7 +187,7 @@ class ClientBinding:
         return f"<ClientBinding {self.binding_name} at {self.host_address} model={self.model_name!r}>"
 
 
-class LollmsClient(CodeHelpers, ServerInfo, LongTexts, OutOfScope, Session):
+class LollmsClient(CodeHelpers, ToolCalling, ServerInfo, LongTexts, OutOfScope, Session):
     """lollms-client's ``LollmsClient`` (the course's 0.12-0.28 spelling, and 1.x's).
 
     Parameters

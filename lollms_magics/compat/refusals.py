@@ -21,8 +21,7 @@ __all__ = [
 
 _CONVERSATION = "lc.ask(...) keeps a conversation in memory, and %lollms history --export saves it to a file"
 _SPEECH = "lollms-magics has text and image bindings only"
-# Said so until tool calling (Session.ask(tools=...)) lands; then it points there.
-_MCP = "lollms-magics calls no MCP servers; LollmsClient.generate_text and Session.ask answer in text"
+_MCP = "lc.generate_with_tools(prompt, tools=[f, g]) lets the model call Python functions"
 # lollms-client call -> (what it is, what lollms-magics offers instead).
 OUT_OF_SCOPE: dict[str, tuple[str, str]] = {
     "chat": ("discussions, LollmsDiscussion", _CONVERSATION),
@@ -46,9 +45,6 @@ OUT_OF_SCOPE: dict[str, tuple[str, str]] = {
     "mount_ttv": ("video, TTV", _SPEECH),
     "edit_image": ("image editing", "lc.tti.generate_image(prompt, ...) makes pictures from text"),
     "generate_omni": ("omni generation", "lc.tti.generate_image(prompt, ...) returns the picture's bytes"),
-    "generate_with_tools": ("tool calling, not yet",
-                            "it will run on Session.ask(tools=[...]) once that lands; "
-                            "until then lc.generate_text answers in text"),
     "LollmsDiscussion": ("discussions stored in a database", _CONVERSATION),
     "LollmsDataManager": ("discussions stored in a database", _CONVERSATION),
     "LollmsPersonality": ("the personality zoo",

@@ -17,7 +17,7 @@ calls = {
     "discussion": lambda: LollmsDiscussion(lc),
     "chat": lambda: lc.chat(None),
     "zoo": lambda: lc.get_zoo(),
-    "tools": lambda: lc.generate_with_tools("What time is it?", tools=[]),
+    "tool file": lambda: lc.generate_with_tools("What time is it?", tools=["clock_tool.py"]),
 }
 for name, call in calls.items():
     try:
