@@ -353,9 +353,9 @@ def test_v1_generate_with_tools_runs_the_calls_and_returns_lollms_clients_dict(s
 @pytest.mark.parametrize("server", ["lollms_webui"], indirect=True)
 def test_v1_generate_with_tools_on_lollms_webui_fails_in_one_line(server, tmp_path: Path) -> None:
     out = run("v1_tools.py", tmp_path, server)
-    assert out[0] == (f"Response: [Error during generation: lollms-webui at {server.url} has no tool-calling "
-                      "API; tools need the new LoLLMs server (port 9642), Ollama, an OpenAI-compatible server "
-                      "or the embedded model]")
+    assert out[0] == (f"Response: [Error during generation: lollms-webui at {server.url} has no "
+                      "tool-calling API; tools need the new LoLLMs server (port 9642), Ollama, "
+                      "an OpenAI-compatible server or the embedded model]")
     assert out[1:] == ["Calls: []", "Results: []", "Rounds: 1", out[-1]]
     assert out[-1].startswith("Pending: None []")
     assert generations(server) == []  # refused before anything was sent
