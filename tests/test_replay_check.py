@@ -147,11 +147,19 @@ def test_the_check_from_a_cell_shows_the_report_and_fails_the_cell(ip: Any, less
 
 @pytest.mark.timeout(600)
 def test_prune_keeps_everything_when_a_request_is_missing(lesson: Path) -> None:
-    _edit(lesson, {"Name a river in France.": "Name a river in Spain."})
-    tape = lesson.parent / "lesson.replay.jsonl"
+    # No replay cell of its own: the tape given replays from the start.
+    _edit(lesson, {"Name a river in France.": "Name a river in Spain.",
+                   "%lollms replay lesson.replay.jsonl --speed 0": "pass"})
+    tape = lesson.parent / "elsewhere.replay.jsonl"
+    (lesson.parent / "lesson.replay.jsonl").rename(tape)
     before = tape.read_bytes()
-    done = _cli("prune", str(lesson))
+    done = _cli("prune", str(lesson), "--tape", str(tape))
     assert done.returncode == 1
+    assert "lesson.ipynb against elsewhere.replay.jsonl: 2 request(s) not on the tape" in done.stdout
+    assert "prompt: 'Name a river in Spain.'" in done.stdout
+    # The next question carries the river's exchange no more: its history differs from the tape's.
+    assert "prompt: 'Name a mountain in Italy.'\n  nearest on the tape: line 3; " \
+        "history: 0 message(s) here, 2 on the tape" in done.stdout
     assert "not pruned" in done.stdout
     assert tape.read_bytes() == before
 

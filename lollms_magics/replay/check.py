@@ -3,7 +3,10 @@
 :func:`check` runs the notebook headless (nbclient, a fresh kernel in the
 notebook's folder, as Jupyter does) with :data:`~lollms_magics.replay.ENV_CHECK`
 set: the replay answers at once, never asks a live backend, and writes one
-line per request to a log. A request the file lacks fails its cell (the usual
+line per request to a log. The notebook's own ``%lollms replay`` cell
+replays the tape (``--tape`` replaces its file), so what the notebook runs
+live before or after stays live; a notebook with no such cell replays the
+tape from the start. A request the file lacks fails its cell (the usual
 one-line error) and the run goes on, so one run finds every miss. Each miss
 is reported with its cell, the start of its prompt, and the nearest answer of
 the file with what differs (model, options, prompt, history).
@@ -21,6 +24,7 @@ import difflib
 import json
 import os
 import re
+import shlex
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +35,7 @@ from .scrub import canonical, prompt_of
 
 __all__ = ["Miss", "Report", "check", "default_tape", "differences", "nearest", "prune"]
 
-_REPLAY_CELL = re.compile(r"^%lollms\s+replay\s+(?!off\b|check\b|prune\b)(\S+)", re.MULTILINE)
+_REPLAY_CELL = re.compile(r"^%lollms\s+replay\s+(?!off\b|check\b|prune\b)(\S+).*$", re.MULTILINE)
 _SHOWN = 60  # characters of a prompt shown in the report
 
 
@@ -205,6 +209,14 @@ def check(notebook: str | os.PathLike[str], tape: str | os.PathLike[str] | None 
     cassette = Cassette.load(tape_path)
     report = Report(path, tape_path)
     nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
+    sources = [cell.source for cell in nb.cells]
+    # The notebook's own replay cell replays the tape (what it runs live before or after stays
+    # live, as in class); a notebook with none replays it from the start.
+    own = False
+    for cell in nb.cells:
+        if cell.cell_type == "code" and _REPLAY_CELL.search(cell.source):
+            cell.source = _REPLAY_CELL.sub(f"%lollms replay {shlex.quote(str(tape_path))}", cell.source)
+            own = True
     with tempfile.TemporaryDirectory(prefix="lollms-check-") as scratch:
         log = Path(scratch) / "requests.jsonl"
         log.touch()
@@ -216,7 +228,8 @@ def check(notebook: str | os.PathLike[str], tape: str | os.PathLike[str] | None 
                 lines.seek(read)
                 new = lines.read()
                 read += len(new.encode("utf-8"))
-            first = _short(cell.source.strip().splitlines()[0] if cell.source.strip() else "", 70)
+            source = sources[cell_index].strip()
+            first = _short(source.splitlines()[0] if source else "", 70)
             missed: set[str] = set()  # a request tried again (a mapped item) is reported once
             for line in new.splitlines():
                 record = json.loads(line)
@@ -234,8 +247,11 @@ def check(notebook: str | os.PathLike[str], tape: str | os.PathLike[str] | None 
                         f"{_short(output.get('evalue', ''), 200)}"
                     )
 
-        env = {k: v for k, v in os.environ.items() if k not in (ENV_RECORD, ENV_FALLBACK, ENV_SPEED)}
-        env.update({ENV_REPLAY: str(tape_path), ENV_CHECK: str(log)})
+        env = {k: v for k, v in os.environ.items()
+               if k not in (ENV_RECORD, ENV_REPLAY, ENV_FALLBACK, ENV_SPEED)}
+        env[ENV_CHECK] = str(log)
+        if not own:
+            env[ENV_REPLAY] = str(tape_path)
         client = NotebookClient(
             nb, timeout=timeout, kernel_name="python3", allow_errors=True, record_timing=False,
             resources={"metadata": {"path": str(path.parent)}}, on_cell_executed=executed,
