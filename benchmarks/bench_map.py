@@ -33,6 +33,13 @@ peak (``VmHWM``), and the time per item; plain threads on httpx beside it.
     python benchmarks/bench_map.py                          # throughput, N = 1 4 16 64
     python benchmarks/bench_map.py --litellm ../bench-venvs/litellm/bin/python
     python benchmarks/bench_map.py --memory                 # 100,000 items
+    python benchmarks/bench_map.py --overhead --items 2000 --repeat 5 --clients lollms   # then httpx
+
+Overhead (``--overhead``): the client's own CPU per item with no network and
+no server, ``Session.map`` at concurrency 1 against ``httpx.MockTransport``,
+or (``--clients httpx``) a bare ``httpx.Client`` loop doing the same posts:
+what ``Session.map`` adds per item, measured apart from the machine's load
+(the smallest of ``--repeat`` runs).
 
 Results are figures to write down, not assertions.
 """
@@ -309,6 +316,44 @@ def throughput(args: argparse.Namespace) -> None:
             proc.kill()
 
 
+def overhead(args: argparse.Namespace) -> None:
+    """The client's own CPU per item with no network: ``Session.map`` and a bare httpx loop over
+    ``httpx.MockTransport`` (one at a time), the smallest of ``--repeat`` runs of ``--items`` each."""
+    import httpx
+
+    body = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": MODEL,
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER},
+                                    "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": 8, "completion_tokens": 1, "total_tokens": 9}}).encode()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    items = prompts(args.items)
+    if args.clients == "httpx":
+        client = httpx.Client(base_url="http://bench.test/v1", transport=httpx.MockTransport(answer))
+
+        def once() -> None:
+            for item in items:
+                sent = {"model": MODEL, "messages": [{"role": "user", "content": item}], "stream": False}
+                assert client.post("/chat/completions", json=sent).json()["choices"][0]["message"]["content"]
+    else:
+        from lollms_magics import Session
+
+        session = Session("openai", model=MODEL, host="http://bench.test/v1")
+        session.binding_config["transport"] = httpx.MockTransport(answer)
+
+        def once() -> None:
+            assert session.map("{item}", items, resume=False).complete
+
+    costs = []
+    for _ in range(args.repeat):
+        cpu = time.process_time()
+        once()
+        costs.append((time.process_time() - cpu) / len(items) * 1e6)
+    print(json.dumps({"client": args.clients or "lollms", "min_us": min(costs), "median_us": _median(costs)}))
+
+
 def _rss(field: str) -> float:
     """``VmRSS`` or ``VmHWM`` of this process, in MB."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -370,6 +415,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs per client and point, interleaved; the table gives their medians")
     ap.add_argument("--memory", action="store_true", help="the memory measure instead")
+    ap.add_argument("--overhead", action="store_true",
+                    help="the client's CPU per item with no network (httpx.MockTransport), --clients lollms "
+                         "or httpx")
     ap.add_argument("--count", type=int, default=100_000, help="items of the memory measure")
     ap.add_argument("-n", type=int, default=16, help="concurrency of the memory measure")
     ap.add_argument("--clients", help="clients by comma: of the memory measure (default lollms,threads), or "
@@ -385,6 +433,8 @@ def main() -> None:
         memory_child(args.memory_child, args.url, args.count, args.n)
     elif args.memory:
         memory(args)
+    elif args.overhead:
+        overhead(args)
     else:
         throughput(args)
 
