@@ -22,7 +22,8 @@ from lollms_magics.errors import (
     UnsupportedOptionWarning,
 )
 
-pytestmark = pytest.mark.model
+# A hang guard, not a speed bound: on a busy two-core machine one of these tests took 127 s.
+pytestmark = [pytest.mark.model, pytest.mark.timeout(600)]
 
 PROMPT = "Write one sentence about cats."
 GREEDY = {"temperature": 0, "seed": 1}
@@ -162,6 +163,17 @@ def test_a_prompt_longer_than_the_context_is_refused(binding: llamacpp.LlamaCppB
         binding.generate("cats and dogs " * 100, ctx_size=64, n_predict=4).text  # noqa: B018
     assert binding.load(64).n_ctx() < llamacpp.DEFAULT_CTX  # reloaded (llama.cpp rounds up to 256)
     binding.load()  # back to the default window for the other tests
+
+
+def test_the_thread_setting_reads_the_prompt_too(
+    binding: llamacpp.LlamaCppBinding, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # llama-cpp-python reads the prompt with every core of the host unless told: on a
+    # busy two-core machine that made an 8-token answer take 17 s instead of 1.5 s.
+    monkeypatch.setenv("LOLLMS_MAGICS_THREADS", "1")
+    llama = get_binding("llamacpp").load()
+    assert (llama.context_params.n_threads, llama.context_params.n_threads_batch) == (1, 1)
+    binding.load()  # back to the module's settings for the other tests
 
 
 def test_images_are_refused_before_generating(binding: llamacpp.LlamaCppBinding) -> None:

@@ -18,7 +18,8 @@ import pytest
 
 from tests.conftest import require_embedded_model
 
-pytestmark = pytest.mark.model
+# Hang guards, not speed bounds: each run took 30 s on a busy two-core machine.
+pytestmark = [pytest.mark.model, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +31,7 @@ def _local_extra() -> None:
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def assert_quiet(done: subprocess.CompletedProcess[str]) -> None:

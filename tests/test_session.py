@@ -254,6 +254,7 @@ def test_a_remote_tokenizer_is_not_asked_for_history(openai_server: Any, third_p
 
 
 @pytest.mark.model
+@pytest.mark.timeout(600)  # not the module's 30 s: the model's 8 tokens took 30-60 s on a busy machine
 def test_the_embedded_model_counts_history_with_its_own_tokenizer() -> None:
     from lollms_magics.bindings import llamacpp
 

@@ -64,7 +64,8 @@ class LlamaCppBinding(Binding):
         Context window in tokens, used when the model is loaded (the
         ``ctx_size`` option overrides it per request, reloading the model).
     n_threads:
-        CPU threads; by default every core this process may use, up to four
+        CPU threads, for reading the prompt and for writing the answer; by
+        default every core this process may use, up to four
         (``LOLLMS_MAGICS_THREADS`` overrides it). On the one or two cores of a
         Binder or a laptop that is the fastest setting (measured in
         ``benchmarks/README.md``); llama.cpp's own default, half the cores,
