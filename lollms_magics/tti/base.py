@@ -18,17 +18,17 @@ timeout and unreachable errors), and adds what pictures need:
   (:meth:`ImageBinding._cancel`), then propagates.
 
 Image jobs take far longer than a text token, so the read timeout defaults
-to ten minutes (``read_timeout=``).
+to ten minutes (``read_timeout=``). The request and result types and the
+Pillow check live in :mod:`lollms_magics.tti.images` and are importable
+from here too.
 """
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..bindings.http import HTTPBinding
@@ -39,6 +39,7 @@ from ..errors import (
     UnsupportedOptionWarning,
 )
 from ..transport import cancel
+from .images import ImageRequest, ImageResult, Progress, check_image
 
 if TYPE_CHECKING:
     import httpx
@@ -55,105 +56,9 @@ __all__ = [
     "check_image",
 ]
 
-Progress = Callable[[float | None], None]  # a fraction in [0, 1], or None: working, amount unknown
 IMAGE_READ_TIMEOUT = 600.0
 # The common options, and the arguments of generate_image that carry them.
 OPTIONS = ("negative_prompt", "seed", "steps", "cfg_scale", "n")
-
-
-@dataclass
-class ImageRequest:
-    """A checked request: what the binding is asked to make."""
-
-    prompt: str
-    negative_prompt: str
-    width: int
-    height: int
-    seed: int | None
-    steps: int | None
-    cfg_scale: float | None
-    n: int
-    model: str | None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ImageResult:
-    """The pictures a server made, and how they were made.
-
-    ``images`` holds the encoded bytes as the server sent them (PNG, JPEG,
-    WebP); ``formats`` and ``sizes`` are what Pillow read in them. ``seed`` is
-    the seed the server reports it used (the requested one when it reports
-    none); ``info`` holds what else the server said, without secrets.
-    """
-
-    images: list[bytes]
-    prompt: str
-    negative_prompt: str = ""
-    width: int | None = None
-    height: int | None = None
-    seed: int | None = None
-    seeds: list[int] = field(default_factory=list)
-    steps: int | None = None
-    cfg_scale: float | None = None
-    binding: str = ""
-    model: str | None = None
-    formats: list[str] = field(default_factory=list)
-    sizes: list[tuple[int, int]] = field(default_factory=list)
-    ignored_options: list[str] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
-    duration: float = 0.0
-
-    @property
-    def mime_types(self) -> list[str]:
-        """``image/png``... for each picture, as Pillow identified it."""
-        return [f"image/{fmt.lower()}" for fmt in self.formats]
-
-    def pil_images(self) -> list[Any]:
-        """The pictures as PIL images (Pillow is imported here)."""
-        from PIL import Image
-
-        return [Image.open(io.BytesIO(data)) for data in self.images]
-
-    def metadata(self) -> dict[str, Any]:
-        """What a saved notebook keeps about these pictures (never a key or a client id)."""
-        meta: dict[str, Any] = {
-            "prompt": self.prompt,
-            "negative_prompt": self.negative_prompt,
-            "seed": self.seed,
-            "size": [list(s) for s in self.sizes],
-            "steps": self.steps,
-            "cfg_scale": self.cfg_scale,
-            "binding": self.binding,
-            "model": self.model,
-            "formats": self.formats,
-        }
-        if len(self.seeds) > 1:
-            meta["seeds"] = self.seeds
-        if self.ignored_options:
-            meta["ignored_options"] = self.ignored_options
-        if "fallback" in self.info:  # made by an image fallback: who, and what failed first
-            meta["fallback"] = self.info["fallback"]
-        meta["duration"] = round(self.duration, 3)
-        return meta
-
-
-def check_image(data: bytes, where: str, binding: str = "", url: str = "") -> tuple[str, tuple[int, int]]:
-    """Pillow's format and size of ``data``; :class:`ProtocolError` when it is not a whole picture."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()  # decodes the whole picture: a truncated one fails here
-            return str(img.format), (int(img.width), int(img.height))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        head = data[:16]
-        raise ProtocolError(
-            f"{where} answered something that is not an image ({len(data)} bytes starting {head!r}); "
-            "is this the right kind of server?",
-            binding=binding,
-            url=url,
-        ) from None
 
 
 def _positive_int(name: str, value: Any, *, allow_none: bool = True) -> int | None:
