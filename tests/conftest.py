@@ -23,6 +23,21 @@ def require_embedded_model() -> None:
         )
 
 
+# A hang guard for every test of the real model, never a speed bound: on a busy two-core
+# machine llama.cpp's threads wait on each other, and an 8-token answer took 30-60 s
+# (a whole test of tests/test_llamacpp.py 177 s), past the suite's 120 s and some modules' 30 s.
+MODEL_TEST_TIMEOUT = 600.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("model") is None:
+            continue
+        mark = item.get_closest_marker("timeout")
+        seconds = (mark.args[0] if mark.args else mark.kwargs.get("timeout")) if mark else None
+        if seconds is None or seconds < MODEL_TEST_TIMEOUT:
+            item.add_marker(pytest.mark.timeout(MODEL_TEST_TIMEOUT), append=False)  # the closest
+
 
 @pytest.fixture(autouse=True)
 def _fresh_kernel_state():
