@@ -27,7 +27,7 @@ MODEL = llamacpp.default_model_path()
 
 # What ``python -m llama_cpp.server`` imports besides llama_cpp (its [server] extra).
 SERVER_MODULES = ("uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
-START_TIMEOUT = 60.0
+START_TIMEOUT = 180.0  # a deadline, left as soon as the server answers: imports crawl on a busy machine
 # The server's defaults differ from llama_cpp's Python API (repeat_penalty 1.1
 # there, 1.0 here), so the comparison sends every sampling setting.
 SETTINGS = {"temperature": 0, "seed": 1, "top_k": 40, "top_p": 0.95, "repeat_penalty": 1.1}
