@@ -281,7 +281,7 @@ def throughput(args: argparse.Namespace) -> None:
     print("| hosts | N | client | items/s | of ideal | vs plain | CPU ms/item | load avg |")
     print("|---|--:|---|--:|--:|--:|--:|--:|")
     try:
-        for hosts in (1, 2):
+        for hosts in args.hosts:
             for concurrency in args.concurrency:
                 ideal = hosts * concurrency / args.delay
                 runs: dict[str, list[dict[str, Any]]] = {}
@@ -408,6 +408,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=1000)
     ap.add_argument("--delay", type=float, default=0.05, help="seconds the server takes per request")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
+    ap.add_argument("--hosts", type=int, nargs="+", choices=[1, 2], default=[1, 2], help="1, 2 or both")
     ap.add_argument("--litellm", metavar="PYTHON", help="a Python with litellm installed")
     ap.add_argument("--baseline", metavar="CHECKOUT",
                     help="another checkout of this project (git worktree, git archive) whose Session.map "
