@@ -120,7 +120,8 @@ def test_constructor_mistakes_fail_at_once():
 def test_an_image_binding_that_cannot_be_made_leaves_tti_none_with_a_warning():
     # diffusers runs the model inside lollms-client's process: there is no such binding here.
     with pytest.warns(LollmsMagicsWarning, match=r"no TTI binding: 'diffusers' could not be made "
-                      r"\(.*the image bindings are lollms, openai \(dalle\), a1111, comfyui\); lc.tti is None"):
+                      r"\(.*the image bindings are lollms, openai \(dalle\), a1111, comfyui\); "
+                      r"lc.tti is None"):
         lc = LollmsClient(tti_binding_name="diffusers")
     assert lc.tti is None
 
