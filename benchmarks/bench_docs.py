@@ -114,6 +114,8 @@ def llama_server(n_ctx: int = 4096) -> Iterator[str]:
     log = Path(f"/tmp/bench_docs_server_{port}.log")
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
                "--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", "smollm2", "--verbose", "false"]
+    if THREADS:
+        command += ["--n_threads", str(THREADS), "--n_threads_batch", str(THREADS)]
     process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -134,25 +136,53 @@ def llama_server(n_ctx: int = 4096) -> Iterator[str]:
         yield url
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # still writing an answer nobody reads
+            process.kill()
+
+
+# --threads N: llama.cpp's threads for writing and for reading the prompt (its batch threads
+# default to every core). On a machine loaded by other jobs, threads that wait for each other at
+# every step waste what little CPU they get; one thread per process does more per CPU second.
+THREADS = 0
+
+
+def _threads(n: int) -> None:
+    global THREADS
+    THREADS = n
+    if n:
+        import multiprocessing
+        import os
+
+        os.environ["LOLLMS_MAGICS_THREADS"] = str(n)  # the embedded binding's n_threads
+        multiprocessing.cpu_count = lambda: n  # llama_cpp.Llama's default n_threads_batch
 
 
 def _session(context: int, host: str | None) -> Session:
     if host:
-        return Session("openai", "smollm2", host, context_size=context)
+        session = Session("openai", "smollm2", host, context_size=context)
+        session.binding_config["read_timeout"] = 3600.0  # no stream: nothing comes until the answer is done
+        return session
     return Session("llamacpp", context_size=context)
 
 
-def answers(context: int, questions: int, host: str | None = None) -> dict[str, Any]:
+def _progress(event: Any) -> None:
+    print(f"  summary: {event.phase} {event.done}/{event.total} ({time.strftime('%H:%M:%S')})", flush=True)
+
+
+def answers(context: int, questions: int, host: str | None = None, skip: int = 0) -> dict[str, Any]:
     """Questions answered correctly from the passages sent (embedded model, or the server at ``host``)."""
     doc = make_document()
-    facts = doc.facts[:questions]
+    facts = doc.facts[skip:skip + questions]
     session = _session(context, host)
     correct, prompt_tokens, seconds, hits = 0, [], 0.0, 0
     for fact in facts:
         start = time.perf_counter()
+        # llama-cpp-python's server gives no token counts in a stream (it ignores stream_options),
+        # so the server is asked without one: its usage then holds the prompt tokens.
         answer = session.ask(question_for(fact.sentence), docs=doc.text, n_predict=48, temperature=0,
-                             history=False)
+                             history=False, stream=host is None)
         text = answer.text
         seconds += time.perf_counter() - start
         right = bool(kept_tokens(text, [fact.token]))
@@ -166,17 +196,18 @@ def answers(context: int, questions: int, host: str | None = None) -> dict[str, 
             "prompt_tokens": sum(prompt_tokens) / len(prompt_tokens)}
 
 
-def summary_first(questions: int, summary_file: Path | None, host: str | None = None) -> dict[str, Any]:
+def summary_first(questions: int, summary_file: Path | None, host: str | None = None,
+                  skip: int = 0) -> dict[str, Any]:
     """The document summarized whole once, then each question asked with the summary as its context."""
     doc = make_document()
-    facts = doc.facts[:questions]
+    facts = doc.facts[skip:skip + questions]
     session = _session(4096, host)
     summary_seconds = None
     if summary_file is not None and summary_file.exists():
         summary = json.loads(summary_file.read_text(encoding="utf-8"))
     else:
         start = time.perf_counter()
-        result = session.summarize(doc.text, ctx_size=4096, temperature=0)
+        result = session.summarize(doc.text, ctx_size=4096, temperature=0, progress=_progress)
         summary = {"text": result.text, "seconds": time.perf_counter() - start}
         if summary_file is not None:
             summary_file.write_text(json.dumps(summary), encoding="utf-8")
@@ -224,7 +255,10 @@ def main() -> None:
     parser.add_argument("--summary-first", action="store_true", help="summarize the document, then ask")
     parser.add_argument("--summary-file", type=Path, help="with --summary-first: keep the summary here")
     parser.add_argument("--questions", type=int, default=40, help="with --answers: the first N facts only")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first N facts (to split a run)")
+    parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: its defaults)")
     args = parser.parse_args()
+    _threads(args.threads)
     with llama_server() if args.server else _nothing() as host:
         where = "llama-cpp-python's server" if host else "embedded model"
         if not args.summary_first:
@@ -233,12 +267,12 @@ def main() -> None:
                   f"passages sent ({args.context}-token window; about {rate['words_sent']:.0f} words sent "
                   "per question)", flush=True)
         if args.answers:
-            got = answers(args.context, args.questions, host)
+            got = answers(args.context, args.questions, host, args.skip)
             print(f"{where}, --docs: {got['correct']} / {got['facts']} answered correctly "
                   f"(fact's passage sent for {got['hits']}); {got['prompt_tokens']:.0f} prompt tokens and "
                   f"{got['seconds']:.1f} s per question", flush=True)
         if args.summary_first:
-            got = summary_first(args.questions, args.summary_file, host)
+            got = summary_first(args.questions, args.summary_file, host, args.skip)
             print(f"{where}, summary first ({got['summary_seconds']:.0f} s to summarize): "
                   f"{got['correct']} / {got['facts']} answered correctly, the fact in the summary for "
                   f"{got['present']}; {got['prompt_tokens']:.0f} prompt tokens and {got['seconds']:.1f} s "
