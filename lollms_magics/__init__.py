@@ -50,6 +50,11 @@ _EXPORTS: dict[str, str] = {
     "ELF_GENERATION_FORMAT": "lollms_magics.compat.enums",
     "ELF_COMPLETION_FORMAT": "lollms_magics.compat.enums",
     "SENDER_TYPES": "lollms_magics.compat.enums",
+    # lollms-client's names for what is out of scope here: importing works as in a
+    # user's script, making one fails in one line saying what to use instead.
+    "LollmsDiscussion": "lollms_magics.compat.refusals",
+    "LollmsDataManager": "lollms_magics.compat.refusals",
+    "LollmsPersonality": "lollms_magics.compat.refusals",
 }
 
 __all__ = [

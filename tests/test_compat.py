@@ -430,3 +430,14 @@ def test_lollms_client_names_that_pin_the_lollms_protocol(lollms_webui_server, l
     assert chat.generate_text(PROMPT) == f"Echo: {PROMPT}"
     assert [r.path for r in lollms_server.requests][-1] == "/v1/chat/completions"
     assert chat.binding_name == "lollms_chat" and chat.binding().protocol == "v1"
+
+
+def test_out_of_scope_classes_import_from_the_top_and_refuse_in_one_line():
+    from lollms_magics import LollmsDataManager, LollmsDiscussion, LollmsPersonality
+    from lollms_magics.errors import UnsupportedFeatureError
+
+    for cls in (LollmsDiscussion, LollmsDataManager, LollmsPersonality):
+        with pytest.raises(UnsupportedFeatureError) as caught:
+            cls()
+        message = str(caught.value)
+        assert "\n" not in message and cls.__name__ in message and "lollms-magics" in message
