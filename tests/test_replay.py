@@ -112,8 +112,8 @@ def test_a_prompt_not_in_the_file_is_one_line_naming_it(openai_server: Any, tape
         _ = binding.generate("Never recorded").text
     assert str(info.value) == (
         f"the replay file {tape_file} has no answer for the prompt 'Never recorded' "
-        "(POST /v1/chat/completions); record it with %lollms record FILE, "
-        "or replay with --fallback to ask a live backend"
+        "(POST /v1/chat/completions); record it with %lollms record FILE --missing, "
+        "or replay with --fallback embedded (or live) to have it answered"
     )
     assert isinstance(info.value, ServerUnreachableError)
     # Other options are another request: the same prompt at another temperature is not in the file.

@@ -330,6 +330,6 @@ class Player(Tape):
             what = f"the prompt {prompt!r} ({request})" if prompt else request
         return NotRecordedError(
             f"the replay file {self.path} has no answer for {what}; record it with "
-            f"%lollms record FILE, or replay with --fallback to ask a live backend",
+            "%lollms record FILE --missing, or replay with --fallback embedded (or live) to have it answered",
             binding=binding,
         )
