@@ -18,7 +18,7 @@ import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..errors import InvalidOptionError, UnsupportedFeatureError, UnsupportedOptionWarning
 from ..images import ImageInput, encode_image
@@ -30,9 +30,16 @@ from ..secret_fields import clean_key
 if TYPE_CHECKING:
     import httpx
 
-    from .chain import Chain
-
 __all__ = ["Binding", "GenerationRequest", "Message", "ModelInfo", "Probe", "build_messages"]
+
+
+class FallbackHook(Protocol):
+    """What a binding needs of its fallback chain, :class:`~.chain.Chain` (which builds on this module)."""
+
+    @property
+    def fallbacks(self) -> Sequence[Any]: ...
+
+    def attach(self, primary: Binding, request: GenerationRequest, response: Response) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -147,7 +154,7 @@ class Binding:
         self.model = model or None
         self._api_key = clean_key(api_key, "the key given with api_key=") or self.env_key()
         # Set by the session that made the binding: who answers when this backend fails first.
-        self.fallback_chain: Chain | None = None
+        self.fallback_chain: FallbackHook | None = None
 
     @classmethod
     def env_key(cls) -> str | None:

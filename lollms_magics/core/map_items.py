@@ -22,13 +22,13 @@ from collections import ChainMap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import DocumentError, InvalidOptionError, PromptError
 from .interpolate import fill, lookup
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .keys import KeyStore
 
 __all__ = [
     "MAX_FILES", "MAX_ITEMS", "FileText", "Items", "Record",
@@ -187,8 +187,15 @@ def column(results: list[Any], field: str) -> list[Any]:
 _ITEM_REF = re.compile(r"(?<!\{)\{(item(?:\.[A-Za-z_]\w*|\[(?:-?\d+|'[^'\]]*'|\"[^\"\]]*\")\])*)\}(?!\})")
 
 
+class _Filler(Protocol):
+    """What filling the prompts needs of the session: its keys and the filler's limit."""
+
+    keys: KeyStore
+    fill_limit: int
+
+
 def filled_prompts(
-    session: Session, template: str, items: Items, namespace: Mapping[str, Any] | None,
+    session: _Filler, template: str, items: Items, namespace: Mapping[str, Any] | None,
     notes: list[str], what: str,
 ) -> list[str]:
     """``template`` filled for every item by the prompts' filler, ``item`` over ``namespace``.

@@ -39,21 +39,40 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import BadRequestError, BindingError, InvalidOptionError
 from ..options import validate_options
 from ..summaries.calls import Cancelled
 from ..summaries.hosts import Host, run_each
 from ..summaries.resume import CallCache, Memory, call_key
-from .keys import KeySnapshot
+from .keys import KeySnapshot, KeyStore
 from .map_items import filled_prompts, items_of
 from .map_results import MapProgress, MapResult, ProgressTracker
 
 if TYPE_CHECKING:
-    from .session import Session
+    from ..bindings.base import Binding
+    from ..response import Response
+    from .target import Target
 
 __all__ = ["MapProgress", "MapResult", "map_memory", "run_map"]
+
+
+
+class Mapper(Protocol):
+    """What a map needs of the session (a Protocol: the Session builds on this module)."""
+
+    options: dict[str, Any]
+    keys: KeyStore
+    fill_limit: int
+
+    def target(self, binding: str | None = None, model: str | None = None, host: str | None = None) -> Target:
+        ...
+
+    def binding(self, target: Target | None = None) -> Binding: ...
+
+    def ask(self, prompt: str, **options: Any) -> Response: ...
+
 
 _MEMORY = Memory(limit=100_000)  # about 50 MB of short answers at most
 _MOST = 512  # requests at once per host (each is a thread)
@@ -88,7 +107,7 @@ class _Place:
 class _Sender:
     """Sends the prepared prompts: one :meth:`Session.ask` per item, cancelled together on a stop."""
 
-    def __init__(self, session: Session, prompts: list[str], systems: list[str] | None,
+    def __init__(self, session: Mapper, prompts: list[str], systems: list[str] | None,
                  choice: tuple[str | None, str | None], schema: Any, options: dict[str, Any],
                  keys: KeySnapshot) -> None:
         self.session, self.prompts, self.systems = session, prompts, systems
@@ -138,7 +157,7 @@ class _Sender:
 
 
 def run_map(
-    session: Session,
+    session: Mapper,
     template: str,
     items: Any,
     *,

@@ -7,7 +7,7 @@ Each method here is a short entry point onto its own package (``tti``,
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ServerUnreachableError
 from .fallback import Fallbacks
@@ -18,11 +18,11 @@ from .usage import UsageLog
 
 if TYPE_CHECKING:
     from ..bindings.base import Binding
+    from ..response import Response
     from ..summaries.document import Document
     from ..summaries.result import Summary
     from ..tti.base import ImageBinding, ImageResult
     from .mapping import MapProgress, MapResult
-    from .session import Session
 
 
 class Rooms:
@@ -30,6 +30,8 @@ class Rooms:
 
     keys: KeyStore
     usage: UsageLog
+    options: dict[str, Any]
+    fill_limit: int
     _images: ImageChoice
     _fallbacks: Fallbacks
 
@@ -42,6 +44,8 @@ class Rooms:
         def binding(self, target: Target | None = None) -> Binding: ...
 
         def set_key(self, binding: str, key: str | None) -> None: ...
+
+        def ask(self, prompt: str, **options: Any) -> Response: ...
 
         def _prepared(
             self, text: str, namespace: Mapping[str, Any] | None, what: str = "this prompt"
@@ -153,8 +157,7 @@ class Rooms:
         from .mapping import run_map
 
         return run_map(
-            cast("Session", self),  # run_map is typed on the whole Session
-            template, items, binding=binding, model=model, host=host, hosts=hosts, system=system,
+            self, template, items, binding=binding, model=model, host=host, hosts=hosts, system=system,
             schema=schema, concurrency=concurrency, fail_fast=fail_fast, resume=resume, progress=progress,
             namespace=namespace, **options,
         )
