@@ -377,3 +377,31 @@ def _details(summary: str, body: str) -> str:
 def _escape(text: str) -> str:
     # Markdown that renders the text as written (a footer is not markup).
     return html.escape(text).replace("*", "\\*").replace("_", "\\_")
+
+
+def replaying() -> bool:
+    """Whether answers come from a replay file now: outputs must then be the same at every run."""
+    from .. import replay
+
+    return isinstance(replay.active(), replay.Player)
+
+
+class PlainLine:
+    """One line of plain text in the cell, updated in place.
+
+    The progress of a replayed cell uses it instead of a widget: a widget
+    saves a new random model id at every run, and a notebook replayed twice
+    must save the same bytes.
+    """
+
+    def __init__(self) -> None:
+        self.handle: Any = None
+
+    def show(self, line: str) -> None:
+        """Show ``line``, replacing the one shown before."""
+        from IPython.display import display
+
+        if self.handle is None:
+            self.handle = display({"text/plain": line}, raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        else:
+            self.handle.update({"text/plain": line}, raw=True)

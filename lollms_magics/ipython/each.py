@@ -37,6 +37,7 @@ from IPython.core.error import UsageError
 from ..core.interpolate import lookup
 from ..core.map_items import aligned, column, pandas_kind
 from ..errors import DocumentError
+from .display import PlainLine, replaying
 from .failure import CellFailure
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def each_command(magics: LollmsMagics, args: Any, template: str) -> Any:
         "top_p": args.top_p, "seed": args.seed, "repeat_penalty": args.repeat_penalty,
         "ctx_size": args.ctx_size, "stop": args.stop,
     }
-    bar = (_ReplayedBar() if _replaying() else _WidgetBar()) if magics._rich() else _TextBar()
+    bar = (_ReplayedBar() if replaying() else _WidgetBar()) if magics._rich() else _TextBar()
     with _cell_timeout(magics, args.timeout):
         try:
             result = magics.session.map(
@@ -259,25 +260,13 @@ class _WidgetBar:
             self.bar.bar_style = "success" if event.phase == "done" and not event.failed else "warning"
 
 
-def _replaying() -> bool:
-    from .. import replay
-
-    return isinstance(replay.active(), replay.Player)
-
-
 class _ReplayedBar:
-    """While a file is replayed: a line updated in place, whose last state holds no time or rate.
-
-    A widget would save a new random model id at every run, and the rate
-    depends on the machine: a notebook replayed twice must save the same bytes.
-    """
+    """While a file is replayed: a plain line (no widget), whose last state holds no time or rate."""
 
     def __init__(self) -> None:
-        self.handle: Any = None
+        self.line = PlainLine()
 
     def __call__(self, event: MapProgress) -> None:
-        from IPython.display import display
-
         if event.phase in ("done", "stopped"):
             parts = [f"{event.done}/{event.total} done"]
             if event.failed:
@@ -289,10 +278,7 @@ class _ReplayedBar:
             line = "  ".join(parts)
         else:
             line = event.line()
-        if self.handle is None:
-            self.handle = display({"text/plain": line}, raw=True, display_id=True)  # type: ignore[no-untyped-call]
-        else:
-            self.handle.update({"text/plain": line}, raw=True)
+        self.line.show(line)
 
 
 class _TextBar:

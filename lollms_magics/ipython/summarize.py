@@ -33,6 +33,7 @@ from ..core.interpolate import lookup
 from ..errors import DocumentError, MissingDependencyError
 from .args import Parser
 from .commands import COMMANDS, Command
+from .display import PlainLine, replaying
 from .failure import CellFailure
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def summarize_command(magics: LollmsMagics, args: Any, cell: str | None) -> None
         raise UsageError(f"%lollms summarize: --out needs a variable name, not {args.out!r}")
     hosts = [h.strip() for h in args.hosts.split(",") if h.strip()] if args.hosts else None
     rich = magics._rich()
-    bar = (ReplayedBar() if _replaying() else WidgetBar()) if rich else TextBar()
+    bar = (ReplayedBar() if replaying() else WidgetBar()) if rich else TextBar()
     live = LiveText(rich)
     try:
         result = magics.session.summarize(
@@ -210,25 +211,13 @@ class WidgetBar:
             self.bar.bar_style = "success" if event.phase == "done" else "warning"
 
 
-def _replaying() -> bool:
-    from .. import replay
-
-    return isinstance(replay.active(), replay.Player)
-
-
 class ReplayedBar:
-    """While a file is replayed: a line updated in place, whose last state holds no time or speed.
-
-    A widget would save a new random model id at every run, and the speed
-    depends on the machine: a notebook replayed twice must save the same bytes.
-    """
+    """While a file is replayed: a plain line (no widget), whose last state holds no time or speed."""
 
     def __init__(self) -> None:
-        self.handle: Any = None
+        self.line = PlainLine()
 
     def __call__(self, event: ProgressEvent) -> None:
-        from IPython.display import display
-
         if event.phase == "notice":
             print(f"lollms: {event.message}", file=sys.stderr)
             return
@@ -236,10 +225,7 @@ class ReplayedBar:
             line = f"summary: {event.chunks} chunk(s) {'done' if event.phase == 'done' else 'stopped'}"
         else:
             line = "summary: " + _label(event)
-        if self.handle is None:
-            self.handle = display({"text/plain": line}, raw=True, display_id=True)  # type: ignore[no-untyped-call]
-        else:
-            self.handle.update({"text/plain": line}, raw=True)
+        self.line.show(line)
 
 
 class TextBar:
