@@ -171,14 +171,10 @@ class Generating(ClientRoom):
         :mod:`lollms_magics.compat.generation`). The conversation is not used
         or kept: each call stands alone.
         """
-        callback = streaming_callback or self.default_streaming_callback
-        if stream is None:
-            stream = self.default_stream or callback is not None
-        options: dict[str, Any] = {
-            "n_predict": n_predict, "temperature": temperature, "top_k": top_k, "top_p": top_p,
-            "repeat_penalty": repeat_penalty, "repeat_last_n": repeat_last_n, "seed": seed,
-        }
-        options.update({k: v for k, v in kwargs.items() if k not in IGNORED_GENERATE})
+        callback, stream = self._streaming(streaming_callback, stream)
+        options = _generation_options(
+            n_predict, temperature, top_k, top_p, repeat_penalty, repeat_last_n, seed, kwargs
+        )
         try:
             if split:
                 messages = split_discussion(prompt, SYSTEM_KEYWORD, user_keyword, ai_keyword,
@@ -217,19 +213,22 @@ class Generating(ClientRoom):
         A message's ``"images"`` go with it; the text, the streaming and the
         failures are as for :meth:`generate_text`.
         """
-        callback = streaming_callback or self.default_streaming_callback
-        if stream is None:
-            stream = self.default_stream or callback is not None
-        options: dict[str, Any] = {
-            "n_predict": n_predict, "temperature": temperature, "top_k": top_k, "top_p": top_p,
-            "repeat_penalty": repeat_penalty, "repeat_last_n": repeat_last_n, "seed": seed,
-        }
-        options.update({k: v for k, v in kwargs.items() if k not in IGNORED_GENERATE})
+        callback, stream = self._streaming(streaming_callback, stream)
+        options = _generation_options(
+            n_predict, temperature, top_k, top_p, repeat_penalty, repeat_last_n, seed, kwargs
+        )
         try:
             response = self._ask_messages([dict(m) for m in messages], None, bool(stream), options)
         except LollmsMagicsError as exc:
             return failure(exc, callback, self.keys.redact)
         return read_answer(response, callback if stream else None, self.keys.redact)
+
+    def _streaming(self, callback: Callback | None, stream: bool | None) -> tuple[Callback | None, bool]:
+        """This call's callback (else the constructor's), and whether the answer streams."""
+        callback = callback or self.default_streaming_callback
+        if stream is None:
+            stream = bool(self.default_stream) or callback is not None
+        return callback, stream
 
     def _ask_messages(
         self, messages: list[dict[str, Any]], images: Sequence[Any] | None, stream: bool,
@@ -344,3 +343,16 @@ class Generating(ClientRoom):
 def _structured_failure(error: dict[str, Any]) -> None:
     """lollms-client's failure value for structured content, ``None``, with the reason as a warning."""
     warnings.warn(f"generate_structured_content failed: {error['error']}", LollmsMagicsWarning, stacklevel=3)
+
+
+def _generation_options(
+    n_predict: int | None, temperature: float | None, top_k: int | None, top_p: float | None,
+    repeat_penalty: float | None, repeat_last_n: int | None, seed: int | None, kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    """lollms-client's generation arguments as the session's options (its unused ones left out)."""
+    options: dict[str, Any] = {
+        "n_predict": n_predict, "temperature": temperature, "top_k": top_k, "top_p": top_p,
+        "repeat_penalty": repeat_penalty, "repeat_last_n": repeat_last_n, "seed": seed,
+    }
+    options.update({k: v for k, v in kwargs.items() if k not in IGNORED_GENERATE})
+    return options
