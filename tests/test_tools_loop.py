@@ -79,9 +79,10 @@ def test_parallel_calls_run_in_order_and_their_results_go_back(backend: Any) -> 
     else:  # Ollama's results name their tool; the calls keep their arguments as objects
         assert [a["tool_name"] for a in answers] == ["add", "shout"]
         assert asked["tool_calls"][0]["function"]["arguments"] == {"a": 2, "b": 3}
-    # The conversation keeps the exchange: the next question is asked after it.
+    # The conversation keeps the exchange: the next question, without tools, reads the calls as a note.
     assert session.ask("And then?", stream=stream).text == "Echo: And then?"
-    assert any(m.get("content") == "Results: 5 | HÉ!" for m in chats(server, protocol)[-1].json["messages"])
+    noted = "(called add(a=2, b=3) → 5)\n(called shout(text='hé') → HÉ!)\n\nResults: 5 | HÉ!"
+    assert any(m.get("content") == noted for m in chats(server, protocol)[-1].json["messages"])
 
 
 def test_unknown_tools_and_bad_arguments_are_refused_and_reported(backend: Any) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidOptionError, ServerUnreachableError
 from ..images import ImageInput, encode_image
 from ..options import validate_options
-from .history import Conversation, Exchange, answer_reserve, counter_for, history_window
+from .history import Conversation, Exchange, answer_reserve, counter_for, history_window, keep_steps
 from .interpolate import fill
 from .keys import KeyStore
 from .sent import SentRequest
@@ -146,8 +146,10 @@ class Asking:
         if context is not None:
             sent_prompt, cut = self._with_context(chosen, sent_prompt, sent_system, checked, context)
             notes += cut
+        # Earlier tool steps go as real messages only to a request that offers tools (core/history.py).
+        with_tools = bool(tools) and chosen._can_call_tools()
         messages, notes = self._messages(
-            chosen, target, key, sent_prompt, sent_system, checked, history, notes
+            chosen, target, key, sent_prompt, sent_system, checked, history, notes, with_tools
         )
         if encoded:
             messages[-1]["images"] = encoded
@@ -224,8 +226,12 @@ class Asking:
         options: dict[str, Any],
         history: bool,
         notes: list[str],
+        tools: bool = False,
     ) -> tuple[list[dict[str, Any]], list[str]]:
-        """The messages to send, trimmed to the window, and the notes on what was cut."""
+        """The messages to send, trimmed to the window, and the notes on what was cut.
+
+        ``tools``: earlier exchanges' tool steps go as real messages, else as notes in their answers.
+        """
         if not history:
             return [{"role": "user", "content": prompt}], notes
         window = history_window(self.context_size, options.get("ctx_size"), chosen.context_size)
@@ -238,7 +244,7 @@ class Asking:
         reserve = answer_reserve(window, n_predict)
         count = counter_for(chosen)
         fitted = self.conversation.fit(
-            key, prompt, window=window, reserve=reserve, system=system, count=count
+            key, prompt, window=window, reserve=reserve, system=system, count=count, tools=tools
         )
         if fitted.dropped:
             notes.append(
@@ -259,7 +265,13 @@ class Asking:
         if response.done:
             name = response.binding if response.fallback else target.name
             backend = f"{name}:{response.model}" if response.model else name
-            exchange = Exchange(key, prompt, response.text, images, backend)
+            keys = self.keys
+            answer = keys.redact(response.text) if keys.holds_secret(response.text) else response.text
+            exchange = Exchange(key, prompt, answer, images, backend)
+            steps = getattr(response, "tool_steps", None)  # core.tools.ToolSteps, after a tool loop
+            if steps is not None and steps.messages:
+                exchange.steps = keep_steps(steps.messages, keys)
+                exchange.reply = keys.redact(steps.reply) if keys.holds_secret(steps.reply) else steps.reply
             self.conversation.record(exchange, keep=self.max_history)
 
     def _after(self, response: Response, target: Target) -> None:

@@ -4,6 +4,8 @@ Every text goes through the session's key masking first; pictures are
 counted, not written (their base64 would swamp the file). The notebook
 holds one ``%%lollms`` cell per prompt, its answer as the Markdown output
 the magic shows, so it opens as if the conversation had been run there.
+An exchange made with tools lists its calls and what they returned before
+its answer, one line each (results cut to :data:`SHOWN` characters).
 """
 
 from __future__ import annotations
@@ -19,6 +21,16 @@ from .history import Exchange
 __all__ = ["FORMATS", "export_conversation"]
 
 FORMATS = {".md": "markdown", ".markdown": "markdown", ".json": "json", ".ipynb": "notebook"}
+SHOWN = 200  # characters of a tool's result written in the Markdown and notebook forms (JSON keeps all)
+
+
+def _short(text: str, limit: int = SHOWN) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _calls_markdown(calls: list[dict[str, str]]) -> str:
+    return "\n".join(f"- `{c['call']}` → {_short(c['result'])}" for c in calls)
 
 
 def _records(exchanges: Sequence[Exchange], redact: Callable[[str], str]) -> list[dict[str, Any]]:
@@ -26,6 +38,8 @@ def _records(exchanges: Sequence[Exchange], redact: Callable[[str], str]) -> lis
         {
             "prompt": redact(x.prompt), "answer": redact(x.answer), "backend": x.backend,
             "images": len(x.images),
+            **({"tools": [{"call": redact(label), "result": redact(result)} for label, result in x.calls()]}
+               if x.steps else {}),
         }
         for x in exchanges
     ]
@@ -36,7 +50,8 @@ def _markdown(records: list[dict[str, Any]]) -> str:
     for number, r in enumerate(records, 1):
         images = f"\n\n*({r['images']} image(s) sent, not written here)*" if r["images"] else ""
         parts.append(f"## {number}. You\n\n{r['prompt']}{images}\n")
-        parts.append(f"### {r['backend'] or 'model'}\n\n{r['answer']}\n")
+        calls = f"*Tool calls:*\n\n{_calls_markdown(r['tools'])}\n\n" if r.get("tools") else ""
+        parts.append(f"### {r['backend'] or 'model'}\n\n{calls}{r['answer']}\n")
     return "\n".join(parts)
 
 
@@ -49,9 +64,14 @@ def _notebook(records: list[dict[str, Any]]) -> dict[str, Any]:
             "data": {"text/markdown": r["answer"], "text/plain": r["answer"]},
             "metadata": {"lollms_magics": {"backend": r["backend"], "images": r["images"]}},
         }
+        outputs = [output]
+        if r.get("tools"):  # the calls before the answer, as the cell showed them
+            calls = _calls_markdown(r["tools"])
+            outputs.insert(0, {"output_type": "display_data", "metadata": {},
+                               "data": {"text/markdown": calls, "text/plain": calls}})
         cells.append({
             "cell_type": "code", "execution_count": number, "id": f"exchange-{number}", "metadata": {},
-            "source": f"%%lollms{binding}\n{r['prompt']}", "outputs": [output],
+            "source": f"%%lollms{binding}\n{r['prompt']}", "outputs": outputs,
         })
     return {
         "cells": cells,

@@ -7,25 +7,43 @@ before it, as when a notebook is run from the top. What is sent is trimmed,
 oldest first, to fit the context window, counted with the backend's own
 tokenizer where it has a cheap one, else with a conservative estimate; the
 caller is told when anything was cut.
+
+An exchange made with tools (``ask(tools=...)``, ``%%lollms --tools``) keeps
+its tool steps: the assistant messages that asked for calls and the results
+sent back, in order, keys masked and results cut to :data:`HISTORY_RESULTS`
+characters in all (:func:`keep_steps`), so a follow-up sees what the
+functions returned. They are sent as real messages (assistant ``tool_calls``,
+then ``"tool"`` messages, between the prompt and the answer) only when the new
+request offers tools itself, which only bindings with a tool API accept; any
+other request gets them as a plain note before the answer (``(called
+weather(city='Paris') → 22 C and sunny)``): a server or chat template given a
+``"tool"`` message without tools may refuse it or drop it, and lollms-webui's
+transcript and the embedded model's plain chat have no place for one. The
+window counts the steps in the form sent, and an exchange left out takes its
+steps with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..images import EncodedImage
+from ..replay.tools import call_label
+from ..schema import ToolCall
 
 if TYPE_CHECKING:
     from ..bindings.base import Binding
+    from .keys import KeyStore
 
 __all__ = [
-    "Conversation", "Exchange", "Fitted", "answer_reserve", "cell_key", "counter_for", "estimate_tokens",
-    "history_window",
+    "HISTORY_RESULTS", "Conversation", "Exchange", "Fitted", "answer_reserve", "cell_key", "counter_for",
+    "estimate_tokens", "history_window", "keep_steps",
 ]
 
 Counter = Callable[[str], int]
+HISTORY_RESULTS = 2_000  # characters of tool results one exchange keeps for the prompts after it
 
 
 def estimate_tokens(text: str) -> int:
@@ -79,21 +97,113 @@ def cell_key(shell: Any, text: str) -> str:
     return f"cell:{cell_id}" if cell_id else f"text:{text}"
 
 
+def keep_steps(
+    messages: Sequence[Mapping[str, Any]], keys: KeyStore | None = None, limit: int = HISTORY_RESULTS
+) -> list[dict[str, Any]]:
+    """The tool steps of a cell as its exchange keeps them.
+
+    ``messages`` are the loop's: assistant messages with ``tool_calls``, and
+    ``"tool"`` messages. Any key ``keys`` knows is masked (the loop refuses
+    calls and results holding one, but the model's own words are kept here
+    too), and the results together keep at most ``limit`` characters: the
+    rest is cut, saying so, each result keeping its message (every call
+    must be answered for a server to take the steps back).
+    """
+
+    def clean(text: str) -> str:
+        return keys.redact(text) if keys is not None and keys.holds_secret(text) else text
+
+    def clean_call(call: ToolCall) -> ToolCall:
+        if keys is None or not keys.holds_secret(call.raw + call.name):
+            return call
+        return ToolCall(call.id, clean(call.name), keys.redact_data(call.arguments), clean(call.raw))  # type: ignore[arg-type]
+
+    kept: list[dict[str, Any]] = []
+    left = limit
+    for message in messages:
+        if message.get("tool_calls"):
+            calls = [clean_call(c) for c in message["tool_calls"] if isinstance(c, ToolCall)]
+            text = clean(message.get("content") or "")
+            kept.append({"role": "assistant", "content": text, "tool_calls": calls})
+        elif message.get("role") == "tool":
+            text = clean(str(message.get("content") or ""))
+            if len(text) > left:
+                text = text[:left] + (
+                    f"\n[... {len(text) - left} more characters cut from the history: it keeps "
+                    f"{limit} characters of tool results per exchange]"
+                )
+                left = 0
+            else:
+                left -= len(text)
+            kept.append({
+                "role": "tool", "tool_call_id": message.get("tool_call_id") or "",
+                "name": clean(str(message.get("name") or "")), "content": text,
+            })
+    return kept
+
+
 @dataclass
 class Exchange:
-    """One prompt, the images sent with it, the answer it got, and who answered."""
+    """One prompt, the images sent with it, the answer it got, and who answered.
+
+    ``steps`` are the tool calls and results of the exchange, in order (see
+    :func:`keep_steps`); ``reply`` is then the text of the last round alone,
+    the answer that follows them (``answer`` holds the text of every round).
+    """
 
     key: str
     prompt: str
     answer: str
     images: list[EncodedImage] = field(default_factory=list)
     backend: str = ""  # "binding:model", to notice when the conversation changes hands
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    reply: str | None = None
 
     def message_pair(self) -> list[dict[str, Any]]:
+        """The prompt and the answer as two messages, the tool steps noted in the answer."""
+        return self.messages(tools=False)
+
+    def messages(self, tools: bool = False) -> list[dict[str, Any]]:
+        """The exchange as chat messages: its steps as real messages when ``tools``, else as a note."""
         user: dict[str, Any] = {"role": "user", "content": self.prompt}
         if self.images:
             user["images"] = list(self.images)
-        return [user, {"role": "assistant", "content": self.answer}]
+        if not self.steps:
+            return [user, {"role": "assistant", "content": self.answer}]
+        if tools:
+            reply = self.answer if self.reply is None else self.reply
+            steps = [
+                {**step, "tool_calls": list(step["tool_calls"])} if step.get("tool_calls") else dict(step)
+                for step in self.steps
+            ]
+            return [user, *steps, {"role": "assistant", "content": reply}]
+        note = self.tool_note()
+        return [user, {"role": "assistant", "content": f"{note}\n\n{self.answer}" if self.answer else note}]
+
+    def calls(self) -> list[tuple[str, str]]:
+        """Each call of the steps as ``(label, what it returned)``, in order."""
+        labels: dict[str, str] = {}
+        out: list[tuple[str, str]] = []
+        for step in self.steps:
+            for call in step.get("tool_calls") or ():
+                labels[call.id] = call_label(call.name, call.arguments)
+            if step.get("role") == "tool":
+                label = labels.get(step.get("tool_call_id") or "") or f"{step.get('name') or 'tool'}()"
+                out.append((label, str(step.get("content") or "")))
+        return out
+
+    def tool_note(self) -> str:
+        """The steps as plain text, one ``(called f(x=1) → result)`` line a call."""
+        return "\n".join(f"(called {label} → {result})" for label, result in self.calls())
+
+    def cost(self, count: Counter = estimate_tokens, tools: bool = False) -> int:
+        """Tokens the exchange takes when sent (``tools``: with its steps as real messages)."""
+        total = 0
+        for message in self.messages(tools):
+            total += count(message["content"])
+            for call in message.get("tool_calls") or ():
+                total += count(call.name + call.raw)
+        return total
 
 
 @dataclass
@@ -139,7 +249,7 @@ class Conversation:
 
     def tokens(self, count: Counter = estimate_tokens) -> int:
         """Tokens the whole conversation holds, counted with ``count``."""
-        return sum(count(e.prompt) + count(e.answer) for e in self.exchanges)
+        return sum(e.cost(count) for e in self.exchanges)
 
     def fit(
         self,
@@ -150,26 +260,29 @@ class Conversation:
         reserve: int,
         system: str | None = None,
         count: Counter = estimate_tokens,
+        tools: bool = False,
     ) -> Fitted:
         """Messages for ``prompt`` after the earlier exchanges that fit.
 
         ``window`` is the context size and ``reserve`` the tokens kept for the
         answer. The system prompt and the new prompt always go; earlier
         exchanges are added newest first while they fit (an exchange with
-        images goes whole or not at all).
+        images goes whole or not at all, its tool steps with it). ``tools``:
+        the request offers tools on a binding that takes them, so the steps
+        go as real messages (else as a note in the answer).
         """
         budget = window - reserve
         used = count(prompt) + (count(system) if system else 0)
         earlier = self.context(key)
         kept: list[Exchange] = []
         for exchange in reversed(earlier):
-            cost = count(exchange.prompt) + count(exchange.answer)
+            cost = exchange.cost(count, tools)
             if used + cost > budget:
                 break
             used += cost
             kept.append(exchange)
         messages: list[dict[str, Any]] = []
         for exchange in reversed(kept):
-            messages.extend(exchange.message_pair())
+            messages.extend(exchange.messages(tools))
         messages.append({"role": "user", "content": prompt})
         return Fitted(messages, len(kept), len(earlier) - len(kept), budget)

@@ -115,7 +115,7 @@ def _history_rows(session: Session, binding: Binding | None) -> list[tuple[str, 
         return [("history", f"no exchange yet; {room}")]
     fitted = conversation.fit("lollms-status:next", "", window=window, reserve=reserve, count=count)
     kept = conversation.exchanges[len(conversation) - fitted.kept:] if fitted.kept else []
-    sent = sum(count(e.prompt) + count(e.answer) for e in kept)
+    sent = sum(e.cost(count) for e in kept)
     backends = sorted({e.backend for e in conversation.exchanges})
     held = f"{len(conversation)} exchange(s)" + (f" with {', '.join(backends)}" if backends else "")
     if not fitted.dropped:

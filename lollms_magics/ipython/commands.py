@@ -171,6 +171,8 @@ def _history(magics: Magics, args: Any, cell: str | None) -> None:
     for number, exchange in enumerate(exchanges, 1):
         images = f" [+{len(exchange.images)} image(s)]" if exchange.images else ""
         print(f"[{number}] you: {_short(exchange.prompt)}{images}")
+        for label, result in exchange.calls():  # a tool cell's calls, before its answer
+            print(magics.session.keys.redact(f"    called {_short(f'{label} → {result}')}"))
         print(f"    {exchange.backend or 'model'}: {_short(exchange.answer)}")
 
 

@@ -10,7 +10,10 @@ The interface, shared by the magic (``%%lollms --tools f,g``) and Python:
   on_tool=None)`` runs the loop (:func:`ask_with_tools`, :mod:`.loop`): the
   returned :class:`~lollms_magics.response.Response` streams the text of
   every round and, once read, holds ``.tool_runs`` (every :class:`ToolRun`,
-  in order) and ``.tool_calls`` (every :class:`ToolCall` the model asked for).
+  in order), ``.tool_calls`` (every :class:`ToolCall` the model asked for)
+  and ``.tool_steps`` (:class:`ToolSteps`: the messages of the calls and
+  results, which the conversation keeps for the next prompts; see
+  :mod:`lollms_magics.core.history`).
 * ``approve``: ``"yes"``/True runs every call; a function
   ``approve(call) -> bool`` is asked before each call of a tool not marked
   safe; None/False runs only safe tools (the others are refused, and the
@@ -35,7 +38,7 @@ from __future__ import annotations
 from ...schema import ToolCall
 from .describe import Tool, as_tools, json_schema, tool
 from .loop import ask_with_tools
-from .runs import RESULT_BUDGET, Approval, ToolEvent, ToolRun
+from .runs import RESULT_BUDGET, Approval, ToolEvent, ToolRun, ToolSteps
 
 __all__ = [
     "RESULT_BUDGET",
@@ -44,6 +47,7 @@ __all__ = [
     "ToolCall",
     "ToolEvent",
     "ToolRun",
+    "ToolSteps",
     "as_tools",
     "ask_with_tools",
     "json_schema",

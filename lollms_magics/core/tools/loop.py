@@ -35,7 +35,7 @@ from ...errors import BindingError, InvalidOptionError, StreamBrokenError
 from ...response import Response
 from ...schema import ToolCall
 from .describe import Tool, as_tools
-from .runs import RESULT_BUDGET, Approval, ToolEvent, ToolRun, as_text, raise_in
+from .runs import RESULT_BUDGET, Approval, ToolEvent, ToolRun, ToolSteps, as_text, raise_in
 
 if TYPE_CHECKING:
     from ...bindings.base import Binding
@@ -95,6 +95,7 @@ def ask_with_tools(
     outer = Response(first.binding, first.model, first.options)
     outer.ignored_options = list(first.ignored_options)
     outer.on_abort(loop.abort)
+    outer.tool_steps = loop.steps  # type: ignore[attr-defined]  # what the conversation keeps of the calls
     loop.outer = outer
     loop.tool_choice = tool_choice
     outer._source = loop.rounds(list(messages), first)
@@ -126,6 +127,7 @@ class _Loop:
         self.current: Response | None = None
         self.lock = threading.Lock()
         self.running: int | None = None  # the thread running a function, for Stop to interrupt it
+        self.steps = ToolSteps()
 
     # -- Stop ----------------------------------------------------------------------
 
@@ -167,6 +169,7 @@ class _Loop:
             self._absorb(current)
             self._check_stop()
             calls = list(current.tool_calls)
+            self.steps.reply = current.text
             if not calls:
                 return
             outer.tool_calls.extend(calls)
@@ -179,12 +182,14 @@ class _Loop:
                 )
                 return
             done_rounds += 1
-            history.append({"role": "assistant", "content": current.text, "tool_calls": calls})
+            asked = {"role": "assistant", "content": current.text, "tool_calls": calls}
+            history.append(asked)
+            self.steps.messages.append(asked)
             for call in calls:
                 run = self._run(call, done_rounds)
-                history.append(
-                    {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": run.sent}
-                )
+                result = {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": run.sent}
+                history.append(result)
+                self.steps.messages.append(result)
                 self._check_stop()
             current = self._generate(history, last=done_rounds >= self.max_rounds)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import ctypes
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ...schema import ToolCall
 
-__all__ = ["RESULT_BUDGET", "Approval", "ToolEvent", "ToolRun", "as_text", "raise_in"]
+__all__ = ["RESULT_BUDGET", "Approval", "ToolEvent", "ToolRun", "ToolSteps", "as_text", "raise_in"]
 
 RESULT_BUDGET = 4000  # characters of one result sent back to the model
 Approval = Callable[[ToolCall], bool] | Literal["yes"] | bool | None
@@ -57,6 +57,20 @@ class ToolEvent:
 
     kind: Literal["start", "end"]
     run: ToolRun
+
+
+@dataclass
+class ToolSteps:
+    """The messages a tool loop added between the prompt and the answer (``response.tool_steps``).
+
+    ``messages`` are the assistant messages that asked for calls (their
+    ``tool_calls`` are :class:`ToolCall`) and the ``"tool"`` messages of the
+    results, as sent; ``reply`` is the text of the last round, the answer
+    after them. The conversation keeps them (:func:`~lollms_magics.core.history.keep_steps`).
+    """
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    reply: str = ""
 
 
 def as_text(value: Any) -> str:
