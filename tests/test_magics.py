@@ -15,30 +15,18 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from lollms_magics.core.session import Session
 from lollms_magics.ipython.display import bundle, first_code_block
 from lollms_magics.ipython.magics import LollmsMagics
 from tests.servers import LOLLMS_KEY, tiny_png
+from tests.shell import CHOICE, magics_shell
 
 
 @pytest.fixture
 def ip(monkeypatch):
     """The shell, with a fresh LollmsMagics (no history, keys or cached bindings)."""
-    for name in ("LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST",
-                 "OPENAI_API_KEY", "OPENAI_BASE_URL", "LOLLMS_API_KEY", "LOLLMS_HOST",
-                 "OLLAMA_HOST"):
-        monkeypatch.delenv(name, raising=False)
-    shell = InteractiveShell.instance()
-    shell.config.pop("LollmsMagics", None)  # left by %config in an earlier test
-    if "lollms_magics" not in shell.extension_manager.loaded:
-        shell.run_line_magic("load_ext", "lollms_magics")
-    # The footer of figures is tested on its own; here answers are compared whole.
-    magics = LollmsMagics(shell=shell, session=Session(), footer=False)
-    shell.register_magics(magics)
-    shell.lollms = magics  # for the tests' convenience
-    yield shell
-    magics.session.close()
-    shell.configurables.remove(magics)
+    unset = (*CHOICE, "OPENAI_API_KEY", "OPENAI_BASE_URL", "LOLLMS_API_KEY", "LOLLMS_HOST", "OLLAMA_HOST")
+    with magics_shell(monkeypatch, unset=unset, load_ext=True) as shell:
+        yield shell
 
 
 def cell(ip, line, body=None):

@@ -16,10 +16,9 @@ from IPython.utils.capture import capture_output
 
 from lollms_magics import replay
 from lollms_magics.core.mapping import MapResult, map_memory
-from lollms_magics.core.session import Session
 from lollms_magics.ipython.each import Out, parse_out
 from lollms_magics.ipython.failure import CellFailure
-from lollms_magics.ipython.magics import LollmsMagics
+from tests.shell import CHOICE, magics_shell
 from tests.test_map import ItemServer, interrupt_when, serve
 
 pytestmark = pytest.mark.timeout(120)
@@ -27,20 +26,13 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 def ip(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    for name in ("LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST", "OPENAI_BASE_URL",
-                 replay.ENV_REPLAY, replay.ENV_RECORD):
-        monkeypatch.delenv(name, raising=False)
     replay.stop()
     map_memory().clear()
-    shell = InteractiveShell.instance()
-    shell.config.pop("LollmsMagics", None)
-    magics = LollmsMagics(shell=shell, session=Session(), footer=False)
-    shell.register_magics(magics)
-    yield shell
-    replay.stop()
-    map_memory().clear()
-    magics.session.close()
-    shell.configurables.remove(magics)
+    unset = (*CHOICE, "OPENAI_BASE_URL", replay.ENV_REPLAY, replay.ENV_RECORD)
+    with magics_shell(monkeypatch, unset=unset) as shell:
+        yield shell
+        replay.stop()
+        map_memory().clear()
 
 
 @pytest.fixture

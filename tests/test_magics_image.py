@@ -13,14 +13,12 @@ import time
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from PIL import Image
 
-from lollms_magics.core.session import Session
 from lollms_magics.errors import UnsupportedOptionWarning
-from lollms_magics.ipython.magics import LollmsMagics
 from tests.servers import LOLLMS_KEY
+from tests.shell import magics_shell
 
 WEBUI_ID = "loopback-client-id"
 RED = "\x1b[0;31m"
@@ -29,19 +27,10 @@ RED = "\x1b[0;31m"
 @pytest.fixture
 def ip(monkeypatch):
     """The shell with fresh magics; no image server is found by accident on the usual ports."""
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LOLLMS_API_KEY", "LOLLMS_CLIENT_ID", "A1111_API_AUTH"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("LOLLMS_HOST", "A1111_HOST", "COMFYUI_HOST"):
-        monkeypatch.setenv(name, closed_port_url())
-    shell = InteractiveShell.instance()
-    if "lollms_magics" not in shell.extension_manager.loaded:
-        shell.run_line_magic("load_ext", "lollms_magics")
-    magics = LollmsMagics(shell=shell, session=Session(), footer=False)
-    shell.register_magics(magics)
-    shell.lollms = magics
-    yield shell
-    magics.session.close()
-    shell.configurables.remove(magics)
+    unset = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LOLLMS_API_KEY", "LOLLMS_CLIENT_ID", "A1111_API_AUTH")
+    closed = {name: closed_port_url() for name in ("LOLLMS_HOST", "A1111_HOST", "COMFYUI_HOST")}
+    with magics_shell(monkeypatch, unset=unset, setenv=closed, load_ext=True) as shell:
+        yield shell
 
 
 def closed_port_url() -> str:

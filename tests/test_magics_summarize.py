@@ -12,11 +12,10 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
-from lollms_magics.core.session import Session
-from lollms_magics.ipython.magics import LollmsMagics
 from lollms_magics.summaries import Summary
 from lollms_magics.summaries.resume import shared_memory
 from tests.servers import OpenAIServer
+from tests.shell import CHOICE, magics_shell
 from tests.test_summarize import all_ids, chat_requests, make_document, note_reply, part_ids, serve, user_text
 
 pytestmark = pytest.mark.timeout(60)
@@ -24,17 +23,9 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def ip(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
-    for name in ("LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
     shared_memory().clear()
-    shell = InteractiveShell.instance()
-    shell.config.pop("LollmsMagics", None)
-    magics = LollmsMagics(shell=shell, session=Session(), footer=False)
-    shell.register_magics(magics)
-    shell.lollms = magics
-    yield shell
-    magics.session.close()
-    shell.configurables.remove(magics)
+    with magics_shell(monkeypatch, unset=(*CHOICE, "OPENAI_BASE_URL")) as shell:
+        yield shell
 
 
 @pytest.fixture

@@ -19,14 +19,12 @@ from typing import Any
 import nbformat
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from nbclient import NotebookClient
 
 from lollms_magics import replay
-from lollms_magics.core.session import Session
-from lollms_magics.ipython.magics import LollmsMagics
 from lollms_magics.replay.check import differences
+from tests.shell import CHOICE, magics_shell
 
 LESSON = Path(__file__).resolve().parent / "replayed"
 ROOT = LESSON.parent.parent
@@ -166,17 +164,9 @@ def test_prune_keeps_everything_when_a_request_is_missing(lesson: Path) -> None:
 
 @pytest.fixture
 def ip(monkeypatch: pytest.MonkeyPatch):
-    for name in ("LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST",
-                 replay.ENV_REPLAY, replay.ENV_RECORD, replay.ENV_CHECK):
-        monkeypatch.delenv(name, raising=False)
-    shell = InteractiveShell.instance()
-    if "lollms_magics" not in shell.extension_manager.loaded:
-        shell.run_line_magic("load_ext", "lollms_magics")
-    magics = LollmsMagics(shell=shell, session=Session(), footer=False)
-    shell.register_magics(magics)
-    yield shell
-    magics.session.close()
-    shell.configurables.remove(magics)
+    unset = (*CHOICE, replay.ENV_REPLAY, replay.ENV_RECORD, replay.ENV_CHECK)
+    with magics_shell(monkeypatch, unset=unset, load_ext=True) as shell:
+        yield shell
 
 
 def _run(ip: Any, line: str, body: str | None = None) -> Any:

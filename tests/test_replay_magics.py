@@ -13,15 +13,13 @@ from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from lollms_magics import replay
-from lollms_magics.core.session import Session
 from lollms_magics.errors import NotRecordedError
 from lollms_magics.ipython.failure import CellFailure
-from lollms_magics.ipython.magics import LollmsMagics
 from tests.conftest import require_embedded_model
+from tests.shell import CHOICE, magics_shell
 
 
 @pytest.fixture(autouse=True)
@@ -33,17 +31,9 @@ def _no_tape():
 
 @pytest.fixture
 def ip(monkeypatch: pytest.MonkeyPatch):
-    for name in ("LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST",
-                 "OPENAI_API_KEY", "LOLLMS_API_KEY", replay.ENV_REPLAY, replay.ENV_RECORD):
-        monkeypatch.delenv(name, raising=False)
-    shell = InteractiveShell.instance()
-    if "lollms_magics" not in shell.extension_manager.loaded:
-        shell.run_line_magic("load_ext", "lollms_magics")
-    magics = LollmsMagics(shell=shell, session=Session(), footer=False)
-    shell.register_magics(magics)
-    yield shell
-    magics.session.close()
-    shell.configurables.remove(magics)
+    unset = (*CHOICE, "OPENAI_API_KEY", "LOLLMS_API_KEY", replay.ENV_REPLAY, replay.ENV_RECORD)
+    with magics_shell(monkeypatch, unset=unset, load_ext=True) as shell:
+        yield shell
 
 
 def run(ip: Any, line: str, body: str | None = None) -> Any:

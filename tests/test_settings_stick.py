@@ -9,26 +9,18 @@ twice from Python replaced the first exchange.
 from __future__ import annotations
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from lollms_magics import LollmsClient, Session, set_default_session
 from lollms_magics.ipython.magics import LollmsMagics
+from tests.shell import CHOICE, magics_shell
 
 
 @pytest.fixture
 def shell(monkeypatch):
     """A shell whose magics use the kernel's default session (as after ``%load_ext``)."""
-    for name in ("LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    ip = InteractiveShell.instance()
-    ip.config.pop("LollmsMagics", None)
-    magics = LollmsMagics(shell=ip, footer=False)
-    ip.register_magics(magics)
-    yield ip
-    if magics in ip.configurables:
-        ip.configurables.remove(magics)
-    ip.config.pop("LollmsMagics", None)
+    with magics_shell(monkeypatch, unset=(*CHOICE, "OPENAI_API_KEY"), session="kernel") as ip:
+        yield ip
 
 
 def run(ip, line, body=None):

@@ -16,13 +16,12 @@ from typing import Literal, Optional, TypedDict
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from lollms_magics import LollmsClient, Session
 from lollms_magics.core.structured import AnswerProblem, as_schema, find_json, read_data
 from lollms_magics.errors import InvalidOptionError, LollmsMagicsWarning, StructuredOutputError
-from lollms_magics.ipython.magics import LollmsMagics
+from tests.shell import magics_shell
 
 SHORT = "name: str, year: int, tags: list[str], sentiment: positive|negative"
 GOOD = '{"name": "Ada", "year": 1815, "tags": ["maths"], "sentiment": "positive"}'
@@ -303,14 +302,9 @@ def test_a_stop_during_the_answer_stops_it_without_a_repair(openai_server) -> No
 
 
 @pytest.fixture
-def ip(lollms_webui_server):
-    shell = InteractiveShell.instance()
-    session = Session("lollms", host=lollms_webui_server.url)
-    magics = LollmsMagics(shell=shell, session=session, footer=False)
-    shell.register_magics(magics)
-    yield shell
-    session.close()
-    shell.configurables.remove(magics)
+def ip(lollms_webui_server, monkeypatch):
+    with magics_shell(monkeypatch, session=Session("lollms", host=lollms_webui_server.url)) as shell:
+        yield shell
     for name in ("people", "Book", "spec", "row"):
         shell.user_ns.pop(name, None)
 

@@ -12,9 +12,9 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from lollms_magics.core.session import Session
-from lollms_magics.ipython.magics import LollmsMagics
 from lollms_magics.widgets.chat import ChatPanel
 from lollms_magics.widgets.settings import SettingsPanel
+from tests.shell import magics_shell
 
 
 def _modules_after(code: str) -> list[str]:
@@ -41,14 +41,9 @@ def test_building_a_panel_imports_ipywidgets():
 
 
 @pytest.fixture
-def ip():
-    shell = InteractiveShell.instance()
-    session = Session()
-    magics = LollmsMagics(shell=shell, session=session, footer=False)
-    shell.register_magics(magics)
-    yield shell, session
-    session.close()
-    shell.configurables.remove(magics)
+def ip(monkeypatch):
+    with magics_shell(monkeypatch) as shell:
+        yield shell, shell.lollms.session
 
 
 def shown_panel(cap):

@@ -7,23 +7,14 @@ import socket
 
 import ipywidgets
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from lollms_magics import panels
 from lollms_magics.core.session import Session
-from lollms_magics.ipython.magics import LollmsMagics
 from lollms_magics.options import OPTIONS
+from tests.shell import CHOICE, magics_shell
 
 KEY = "sk-panel-test-0123456789abcdef"
-
-
-@pytest.fixture
-def shell(monkeypatch):
-    for name in ("LOLLMS_MAGICS_BINDING", "LOLLMS_MAGICS_MODEL", "LOLLMS_MAGICS_HOST", "OPENAI_API_KEY",
-                 "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    return InteractiveShell.instance()
 
 
 @pytest.fixture
@@ -31,6 +22,14 @@ def session():
     s = Session()
     yield s
     s.close()
+
+
+@pytest.fixture
+def shell(monkeypatch, session):
+    """The shell with fresh magics on ``session``, the one the panel sets."""
+    unset = (*CHOICE, "OPENAI_API_KEY", "OPENAI_BASE_URL")
+    with magics_shell(monkeypatch, unset=unset, session=session) as ip:
+        yield ip
 
 
 def choose(panel, server, key=None):
@@ -59,13 +58,8 @@ def test_use_makes_the_choice_the_default_of_the_next_cell(shell, session, opena
     with capture_output() as cap:
         panel.use.click()
     assert session.options == {"temperature": 0.25}
-    magics = LollmsMagics(shell=shell, session=session, footer=False)
-    shell.register_magics(magics)
-    try:
-        with capture_output() as cell:
-            shell.run_cell_magic("lollms", "", "Name a colour")
-    finally:
-        shell.configurables.remove(magics)
+    with capture_output() as cell:
+        shell.run_cell_magic("lollms", "", "Name a colour")
     assert cell.outputs[-1].data["text/markdown"] == "Echo: Name a colour"
     sent = openai_server.last_request
     assert sent.json["model"] == "vision-model" and sent.json["temperature"] == 0.25
