@@ -230,3 +230,14 @@ def test_the_magic_follow_up_cell_sees_the_tool_cell(ip: Any, openai_server: Any
     ip.run_line_magic("lollms", "history")
     shown = capsys.readouterr().out
     assert "    called weather(city='Paris') → 22 C and sunny\n" in shown
+
+
+def test_the_request_shown_by_sent_names_the_calls_it_carried(openai_server: Any) -> None:
+    from lollms_magics.core.sent import describe
+
+    session = Session("openai", model="test-model", host=openai_server.url)
+    _paris(openai_server, session)
+    assert session.ask("And Lyon?", tools=[weather], key="cell-2").text == "Echo: And Lyon?"
+    assert session.last_request is not None
+    shown = describe(session.last_request, session.keys.redact)
+    assert "--- [2] assistant\n\ncalled weather(city='Paris')\n--- [3] tool (weather)\n22 C and sunny\n" in shown

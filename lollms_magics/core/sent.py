@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..images import EncodedImage
+from ..replay.tools import call_label
 from .status import safe_host
 
 __all__ = ["LONG", "SentRequest", "describe"]
@@ -86,8 +87,11 @@ def describe(request: SentRequest, redact: Callable[[str], str], limit: int = LO
         lines.append("schema   " + _text(repr(_value(request.schema, limit)), limit))
     lines.append(f"messages {len(request.messages)}")
     for number, message in enumerate(request.messages, 1):
-        lines.append(f"--- [{number}] {message.get('role', '?')}")
+        name = f" ({message['name']})" if message.get("role") == "tool" and message.get("name") else ""
+        lines.append(f"--- [{number}] {message.get('role', '?')}{name}")
         lines.append(_text(str(message.get("content", "")), limit))
+        for call in message.get("tool_calls") or ():  # a tool cell kept in the history (core/history.py)
+            lines.append(_text(f"called {call_label(call.name, call.arguments)}", limit))
         for image in _images(message.get("images")):
             lines.append(_image(image))
     return "\n".join(redact(line) for line in lines)
