@@ -240,4 +240,5 @@ def test_the_request_shown_by_sent_names_the_calls_it_carried(openai_server: Any
     assert session.ask("And Lyon?", tools=[weather], key="cell-2").text == "Echo: And Lyon?"
     assert session.last_request is not None
     shown = describe(session.last_request, session.keys.redact)
-    assert "--- [2] assistant\n\ncalled weather(city='Paris')\n--- [3] tool (weather)\n22 C and sunny\n" in shown
+    steps = "--- [2] assistant\n\ncalled weather(city='Paris')\n--- [3] tool (weather)\n22 C and sunny\n"
+    assert steps in shown
