@@ -242,3 +242,19 @@ def test_the_request_shown_by_sent_names_the_calls_it_carried(openai_server: Any
     shown = describe(session.last_request, session.keys.redact)
     steps = "--- [2] assistant\n\ncalled weather(city='Paris')\n--- [3] tool (weather)\n22 C and sunny\n"
     assert steps in shown
+
+
+def test_ollama_with_tools_gets_the_steps_as_its_own_tool_messages(ollama_server: Any) -> None:
+    session = Session("ollama", model="test-model", host=ollama_server.url)
+    ollama_server.tool_script = [[("weather", {"city": "Paris"})]]
+    first = session.ask("Weather in Paris?", tools=[weather], key="cell-1")
+    assert first.text == "Results: 22 C and sunny"
+    ollama_server.tool_script = None
+    assert session.ask("And Lyon?", tools=[weather], key="cell-2").text == "Echo: And Lyon?"
+    messages = ollama_server.requests_to("/api/chat")[-1].json["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant", "user"]
+    asked, result = messages[1], messages[2]
+    assert asked["tool_calls"][0]["function"]["name"] == "weather"
+    assert asked["tool_calls"][0]["function"]["arguments"] == {"city": "Paris"}  # Ollama's objects
+    assert (result["tool_name"], result["content"]) == ("weather", "22 C and sunny")
+    assert result["tool_call_id"] == first.tool_runs[0].call.id
