@@ -1,4 +1,4 @@
-"""``%%lollms --tools f,g`` in a shell: approval asked, given, refused, skipped; calls shown, then collapsed.
+"""``%%lollms --tools f,g`` in a shell: approval asked, given, refused, skipped; calls shown, folded in place.
 
 The model is an OpenAI-compatible server behind ``httpx.MockTransport``: it
 asks for a call of ``mean_of`` (streamed as OpenAI streams ``tool_calls``
@@ -109,19 +109,24 @@ def test_a_call_approved_at_the_prompt_runs_and_its_result_reaches_the_model(ip,
     assert model.requests[0]["tools"][0]["function"]["name"] == "mean_of"
 
 
-def test_the_calls_show_as_they_run_then_collapse_under_the_answer(ip, model, prices, monkeypatch):  # noqa: F811
+def test_the_calls_show_as_they_run_then_collapse_where_they_ran(ip, model, prices, monkeypatch):  # noqa: F811
     _asked(monkeypatch, "yes")
     cap = cell(ip, f"-b openai --host {HOST} --tools mean_of", "What is the mean price?")
     texts = [o.data.get("text/markdown", o.data.get("text/plain", "")) for o in cap.outputs]
     running = texts.index("- `mean_of(column='price')` … running")
+    assert not cap.outputs[running].update  # the one display of the calls, made where they ran
     assert texts[running + 1] == "- `mean_of(column='price')` → 2.5"  # the same display, updated
     assert cap.outputs[running + 1].update
     answer_at = max(i for i, o in enumerate(cap.outputs) if "lollms_magics" in (o.metadata or {}))
-    collapsed = texts[-1]
-    assert len(cap.outputs) - 1 > answer_at  # under the answer
-    assert collapsed.startswith('<details class="lollms-tools"><summary>Tool calls: 1</summary>')
-    assert "<code>mean_of(column=&#x27;price&#x27;)</code> →" in collapsed and ">2.5</pre>" in collapsed
-    assert cap.outputs[-2].update and cap.outputs[-2].data == {"text/plain": ""}  # the live list emptied
+    assert running < answer_at  # above the answer
+    collapsed = cap.outputs[-1]
+    assert collapsed.update  # the live list itself became the collapsed one: no other output, none empty
+    summary = '<details class="lollms-tools"><summary>Tool calls: 1</summary>'
+    assert collapsed.data["text/markdown"].startswith(summary)
+    assert "<code>mean_of(column=&#x27;price&#x27;)</code> →" in collapsed.data["text/markdown"]
+    assert ">2.5</pre>" in collapsed.data["text/markdown"]
+    assert collapsed.data["text/plain"] == "mean_of(column='price') → 2.5"
+    assert not any(o.data == {"text/plain": ""} for o in cap.outputs)
 
 
 def test_a_refused_call_does_not_run_and_the_model_is_told(ip, model, prices, monkeypatch):  # noqa: F811

@@ -14,9 +14,11 @@ cell needs:
   after the cell ends. Where there is no input at all (a notebook run
   headless by nbclient or papermill) the call is refused, and the cell says
   how to allow it;
-- the display: each call and its result appear as they happen, then the
-  list is collapsed in a ``<details>`` under the answer (kept in the saved
-  notebook); a terminal gets one line per call;
+- the display: each call and its result appear as they happen, in one
+  display above the answer (where the calls happened), which becomes the
+  collapsed ``<details>`` list once the answer is complete (kept in the
+  saved notebook, with no empty output left); a terminal gets one line per
+  call;
 - on replay, a line for each function that returned something else than
   when the notebook was recorded (the model's answers are the recorded ones).
 """
@@ -174,17 +176,18 @@ class ToolsView:
             self._handle.update(data, raw=True)
 
     def finish(self, response: Any) -> None:
-        """Collapse the calls under the answer, and say what stopped a call or changed since recorded."""
+        """Collapse the calls where they ran, and say what stopped a call or changed since recorded."""
         runs = list(getattr(response, "tool_runs", None) or self.runs)
         changed = _drain_changed()
-        if self.rich:
+        if self.rich and runs:
             from IPython.display import display
 
-            if self._handle is not None:  # the live list gives way to the collapsed one below the answer
-                self._handle.update({"text/plain": ""}, raw=True)
-            if runs:
-                text = self.redact(calls_markdown(runs, changed))
-                display({"text/markdown": text, "text/plain": calls_text(runs)}, raw=True)  # type: ignore[no-untyped-call]
+            data = {"text/markdown": self.redact(calls_markdown(runs, changed)),
+                    "text/plain": self.redact(calls_text(runs))}
+            if self._handle is not None:  # the live list, above the answer, becomes the collapsed one
+                self._handle.update(data, raw=True)
+            else:
+                display(data, raw=True)  # type: ignore[no-untyped-call]
         for line in self._remarks(changed):
             if self.rich:
                 from IPython.display import Markdown, display
