@@ -68,7 +68,9 @@ def strict(nb: Any) -> Any:
 def execute(path: Path, timeout: int = 600) -> Any:
     """Run the notebook at ``path`` strictly (see :func:`strict`) in its folder; the executed copy."""
     nb = strict(nbformat.read(path, as_version=4))
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    # coalesce_streams: one output per stream, as JupyterLab saves them (a print() may reach the
+    # front end in pieces on a busy kernel).
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", coalesce_streams=True,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     return nb
 

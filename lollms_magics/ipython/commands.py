@@ -23,6 +23,7 @@ from IPython.core.error import UsageError
 from ..core.status import safe_host
 from ..errors import UnknownBindingError
 from .args import PROMPT_PARSER, Parser, split_options
+from .display import say
 
 if TYPE_CHECKING:
     from ..core.session import Session
@@ -115,9 +116,8 @@ def _bindings(magics: Magics, args: Any, cell: str | None) -> None:
     from ..bindings import binding_names
 
     current = magics.session.last or magics.session.configured()
-    for name in binding_names():
-        mark = "*" if current is not None and current.name == name else " "
-        print(f"{mark} {name}")
+    marks = ["*" if current is not None and current.name == name else " " for name in binding_names()]
+    say("\n".join(f"{mark} {name}" for mark, name in zip(marks, binding_names(), strict=True)))
 
 
 def _models(magics: Magics, args: Any, cell: str | None) -> None:
@@ -126,17 +126,16 @@ def _models(magics: Magics, args: Any, cell: str | None) -> None:
     binding = session.binding(target)
     models = binding.list_models()
     if not models:
-        print(f"{target.name} at {safe_host(binding.host)} offers no models")
-    for model in models:
-        mark = "*" if model.name == binding.model else " "
-        print(f"{mark} {model.name}")
+        say(f"{target.name} at {safe_host(binding.host)} offers no models")
+        return
+    say("\n".join(f"{'*' if model.name == binding.model else ' '} {model.name}" for model in models))
 
 
 def _use(magics: Magics, args: Any, cell: str | None) -> None:
     spec = args.words[0]
     if spec.lower() == "auto":
         magics.session.use("auto")
-        print("lollms: back to the automatic choice (made again at the next prompt)")
+        say("lollms: back to the automatic choice (made again at the next prompt)")
         return
     try:
         target = magics.session.use(spec, args.model, args.host, reason="set with %lollms use")
@@ -144,11 +143,11 @@ def _use(magics: Magics, args: Any, cell: str | None) -> None:
         raise UsageError(f"%lollms use: {exc}") from None
     assert target is not None
     where = f" at {safe_host(args.host)}" if args.host else ""
-    print(f"lollms: using {target.name}{' model ' + target.model if target.model else ''}{where}")
+    say(f"lollms: using {target.name}{' model ' + target.model if target.model else ''}{where}")
 
 
 def _status(magics: Magics, args: Any, cell: str | None) -> None:
-    print(magics.session.status())
+    say(magics.session.status())
 
 
 def _history(magics: Magics, args: Any, cell: str | None) -> None:
@@ -164,16 +163,19 @@ def _history(magics: Magics, args: Any, cell: str | None) -> None:
         except OSError as exc:
             why = f"cannot write {args.export}: {exc.strerror}"
             raise UsageError(f"%lollms history --export: {why}") from None
-        print(f"lollms: {len(exchanges)} exchange(s) written to {args.export} ({kind})")
+        say(f"lollms: {len(exchanges)} exchange(s) written to {args.export} ({kind})")
         return
     if not exchanges:
-        print("lollms: the conversation is empty")
+        say("lollms: the conversation is empty")
+        return
+    lines = []
     for number, exchange in enumerate(exchanges, 1):
         images = f" [+{len(exchange.images)} image(s)]" if exchange.images else ""
-        print(f"[{number}] you: {_short(exchange.prompt)}{images}")
+        lines.append(f"[{number}] you: {_short(exchange.prompt)}{images}")
         for label, result in exchange.calls():  # a tool cell's calls, before its answer
-            print(magics.session.keys.redact(f"    called {_short(f'{label} → {result}')}"))
-        print(f"    {exchange.backend or 'model'}: {_short(exchange.answer)}")
+            lines.append(magics.session.keys.redact(f"    called {_short(f'{label} → {result}')}"))
+        lines.append(f"    {exchange.backend or 'model'}: {_short(exchange.answer)}")
+    say("\n".join(lines))
 
 
 def _short(text: str, width: int = 100) -> str:
@@ -183,7 +185,7 @@ def _short(text: str, width: int = 100) -> str:
 
 def _reset(magics: Magics, args: Any, cell: str | None) -> None:
     magics.session.reset()
-    print("lollms: conversation cleared")
+    say("lollms: conversation cleared")
 
 
 def _key(magics: Magics, args: Any, cell: str | None) -> None:
@@ -197,27 +199,26 @@ def _key(magics: Magics, args: Any, cell: str | None) -> None:
     kept = magics.session.keys.ask(name)
     magics.session.forget_bindings(name)
     if kept:
-        print(f"lollms: key for {name} kept in this kernel's memory only (never saved)")
+        say(f"lollms: key for {name} kept in this kernel's memory only (never saved)")
     else:
-        print(f"lollms: no key for {name}")
+        say(f"lollms: no key for {name}")
 
 
 def _help(magics: Magics, args: Any, cell: str | None) -> None:
-    print("%%lollms [options]   the cell is the prompt\n%lollms [options] PROMPT\n")
     text = PROMPT_PARSER.format_help()
-    print(text[text.find("options:") :].rstrip())
-    print("\ncommands:")
+    lines = ["%%lollms [options]   the cell is the prompt\n%lollms [options] PROMPT\n",
+             text[text.find("options:") :].rstrip(), "\ncommands:"]
     for name in LAZY:
         command(name)
-    for entry in COMMANDS.values():
-        print(f"  {entry.usage:<46} {entry.help}")
-    print("\nsettings (%config LollmsMagics.NAME = VALUE):")
-    for name, trait in sorted(magics.traits(config=True).items()):
-        print(f"  {name:<18} {getattr(magics, name)!r:<12} {trait.help}")
-    print(
+    lines += [f"  {entry.usage:<46} {entry.help}" for entry in COMMANDS.values()]
+    lines.append("\nsettings (%config LollmsMagics.NAME = VALUE):")
+    lines += [f"  {name:<18} {getattr(magics, name)!r:<12} {trait.help}"
+              for name, trait in sorted(magics.traits(config=True).items())]
+    lines.append(
         "\n{name}, {name.attr} and {name[0]} in a prompt are filled from your variables; "
         "other braces stay as written, and {{name}} gives a literal {name}."
     )
+    say("\n".join(lines))
 
 
 COMMANDS: dict[str, Command] = {

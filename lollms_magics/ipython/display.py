@@ -36,13 +36,28 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..response import Response
 
-__all__ = ["FORMATS", "LiveAnswer", "bundle", "data_bundle", "first_code_block", "footer", "has_rich_display"]
+__all__ = [
+    "FORMATS", "LiveAnswer", "bundle", "data_bundle", "first_code_block", "footer", "has_rich_display", "say",
+]
 
 _CODE_BLOCK = re.compile(r"```[^\n`]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _CURSOR = " ▍"
 _NO_DATA = object()
 # Rows of a data table shown in our own HTML (the variable holds them all).
 MAX_TABLE_ROWS = 200
+
+
+def say(*values: object, file: Any = None, sep: str = " ") -> None:
+    """``print``, as one write and a flush: one stream message per call.
+
+    ``print`` writes its text and its newline apart, and a kernel sends what
+    it holds on a timer, so on a busy machine a line could reach the notebook
+    cut in two outputs; the saved notebook then differed from one run to the
+    next (a replayed lesson is meant to save the same bytes every time).
+    """
+    stream = file if file is not None else sys.stdout  # looked up per call: IPython swaps it
+    stream.write(sep.join(str(value) for value in values) + "\n")
+    stream.flush()
 
 
 def first_code_block(text: str) -> str:
@@ -324,9 +339,9 @@ class LiveAnswer:
                 sys.stdout.write("\n")
             sys.stdout.flush()
             if reason:
-                print(f"[incomplete: {reason}]", file=sys.stderr)
+                say(f"[incomplete: {reason}]", file=sys.stderr)
             for note in notes:
-                print(f"lollms: {note}", file=sys.stderr)
+                say(f"lollms: {note}", file=sys.stderr)
             return
         figures = replayed_figures(response, metadata)
         data = bundle(self.text, self.fmt)

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..core.docs import Passage, cited
 from ..core.interpolate import lookup
+from .display import say
 
 __all__ = ["passages_html", "show_passages", "source_of"]
 
@@ -51,7 +52,7 @@ def show_passages(response: Any, answer: str, rich: bool, redact: Any) -> None:
     if passages is None:
         return
     if not passages:
-        print("lollms: no passage of the documents shares a word with the question", file=sys.stderr)
+        say("lollms: no passage of the documents shares a word with the question", file=sys.stderr)
         return
     if rich:
         from IPython.display import HTML, display
@@ -60,4 +61,4 @@ def show_passages(response: Any, answer: str, rich: bool, redact: Any) -> None:
         return
     quoted = set(cited(answer, passages))
     labels = ", ".join(f"[{p.label}]{'*' if p.label in quoted else ''}" for p in passages)
-    print(redact(f"passages sent ({len(passages)}; * cited): {labels}"))
+    say(redact(f"passages sent ({len(passages)}; * cited): {labels}"))

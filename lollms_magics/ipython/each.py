@@ -37,7 +37,7 @@ from IPython.core.error import UsageError
 from ..core.interpolate import lookup
 from ..core.map_items import aligned, column, pandas_kind
 from ..errors import DocumentError
-from .display import PlainLine, replaying
+from .display import PlainLine, replaying, say
 from .failure import CellFailure
 
 if TYPE_CHECKING:
@@ -217,18 +217,18 @@ def _report(magics: LollmsMagics, result: MapResult, out: str | None) -> None:
     """Say how it went; an interrupt is raised again, failures fail the cell (after storing)."""
     redact = magics.session.keys.redact
     for note in result.notes:
-        print(f"lollms: {redact(note)}", file=sys.stderr)
+        say(f"lollms: {redact(note)}", file=sys.stderr)
     failures = list(result.errors.items())
     for label, message in failures[:_SHOWN_ERRORS]:
-        print(f"lollms: item {label!r} failed: {message}", file=sys.stderr)
+        say(f"lollms: item {label!r} failed: {message}", file=sys.stderr)
     if len(failures) > _SHOWN_ERRORS:
-        print(f"lollms: ... and {len(failures) - _SHOWN_ERRORS} more (see the error column or .errors)",
+        say(f"lollms: ... and {len(failures) - _SHOWN_ERRORS} more (see the error column or .errors)",
               file=sys.stderr)
     kept = f"; the results are in {out}" if out else "; give -o VAR to keep the results"
     again = "run the cell again to send only what is missing or failed"
     total = len(result)
     if result.stopped:
-        print(f"lollms: interrupted; {result.done} of {total} done{kept}; {again}", file=sys.stderr)
+        say(f"lollms: interrupted; {result.done} of {total} done{kept}; {again}", file=sys.stderr)
         raise KeyboardInterrupt
     if result.error is not None:
         raise CellFailure(f"{result.error}; {result.done} of {total} done{kept}; {again}")

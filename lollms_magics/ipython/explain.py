@@ -26,6 +26,7 @@ from IPython.core.error import UsageError
 from ..core.context import is_lollms_cell
 from ..errors import PromptError
 from .commands import COMMANDS, Command, Magics
+from .display import say
 
 __all__ = ["Failure", "last_failure", "watch"]
 
@@ -130,7 +131,7 @@ def _ask(magics: Magics, args: Any, fix: bool) -> None:
     shell = getattr(magics, "shell", None)
     failure = last_failure(shell)
     if failure is None:
-        print("lollms: no cell has failed yet; run the failing cell, then %lollms explain or %lollms fix")
+        say("lollms: no cell has failed yet; run the failing cell, then %lollms explain or %lollms fix")
         return
     prompt = _prompt(failure, fix)
     where = f"In [{failure.number}]" if failure.number is not None else "the failing cell"

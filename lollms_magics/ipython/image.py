@@ -29,7 +29,7 @@ from ..errors import LollmsMagicsError
 from ..secret_fields import mask_settings
 from .args import Parser
 from .commands import COMMANDS, Command
-from .display import replayed_pictures
+from .display import replayed_pictures, say
 from .image_display import ImageProgress, save_images, show_images
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ def _pairs(words: list[str], what: str) -> dict[str, Any]:
 def image(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     """``%lollms image PROMPT [options]`` / ``%%lollms image [options]``: make and show pictures."""
     if args.help:
-        print(IMAGE_PARSER.format_help().rstrip())
+        say(IMAGE_PARSER.format_help().rstrip())
         return
     if cell is not None and args.prompt:
         raise UsageError("%%lollms image: the prompt goes in the cell, not on the line")
@@ -142,7 +142,7 @@ def image(magics: LollmsMagics, args: Any, cell: str | None) -> None:
         )
     except KeyboardInterrupt:
         _close_progress(progress, "interrupted: the server's job was cancelled where its API allows")
-        print("lollms: interrupted; the server was asked to stop the picture", file=sys.stderr)
+        say("lollms: interrupted; the server was asked to stop the picture", file=sys.stderr)
         raise
     except LollmsMagicsError as exc:
         _close_progress(progress, f"failed: {session.keys.redact(str(exc))}")
@@ -152,8 +152,9 @@ def image(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     replayed_pictures(metadata)  # a replayed picture: the recorded duration, and where it came from
     show_images(result, metadata, progress)
     if args.save:
-        for line in save_images(result, args.save, metadata):
-            print(line)
+        saved = save_images(result, args.save, metadata)
+        if saved:
+            say("\n".join(saved))
     if args.out:
         pictures = result.pil_images()
         magics.ip.user_ns[args.out] = pictures if args.n > 1 else pictures[0]
@@ -176,10 +177,10 @@ def tti(magics: LollmsMagics, args: Any, cell: str | None) -> None:
         config = {k: v for k, v in (("client_id", args.client_id), ("workflow", args.workflow)) if v}
         chosen = session.use_image(rest[0], args.model, args.host, **config)
         if chosen is None:
-            print("lollms: pictures back to the automatic choice")
+            say("lollms: pictures back to the automatic choice")
             return
         where = f" at {safe_host(chosen.host)}" if chosen.host else ""
-        print(f"lollms: pictures from {chosen.name}{' model ' + chosen.model if chosen.model else ''}{where}")
+        say(f"lollms: pictures from {chosen.name}{' model ' + chosen.model if chosen.model else ''}{where}")
         return
     if sub not in ("services", "settings", "models", "set") or bool(rest) != (sub == "set"):
         raise UsageError(f"usage: {TTI_USAGE}")
@@ -187,29 +188,32 @@ def tti(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     if sub == "models":
         models = binding.list_models()
         if not models:
-            print(f"{binding.name} at {safe_host(binding.host)} offers no image models")
-        for model in models:
-            print(f"{'*' if model.name == binding.model else ' '} {model.name}")
+            say(f"{binding.name} at {safe_host(binding.host)} offers no image models")
+        else:
+            say("\n".join(f"{'*' if model.name == binding.model else ' '} {model.name}" for model in models))
     elif sub == "services":
-        for service in binding.list_services():
-            print(f"  {service.get('name')}: {service.get('caption', '')} {service.get('help', '')}".rstrip())
+        services = binding.list_services()
+        if services:
+            say("\n".join(
+                f"  {service.get('name')}: {service.get('caption', '')} {service.get('help', '')}".rstrip()
+                for service in services
+            ))
     elif sub == "settings":
         _print_settings(mask_settings(binding.get_settings()))  # secret settings as the panel hides them
     else:
         done = binding.set_settings(**_pairs(rest, "%lollms tti set"))
-        print("lollms: image settings changed" if done else "lollms: the server did not apply the settings")
+        say("lollms: image settings changed" if done else "lollms: the server did not apply the settings")
 
 
 def _print_settings(settings: Any) -> None:
     if isinstance(settings, list):  # lollms-webui's template: [{"name", "value", "help", ...}]
-        for entry in settings:
-            if isinstance(entry, dict):
-                print(f"  {entry.get('name')} = {entry.get('value')!r}  {entry.get('help', '')}".rstrip())
+        lines = [f"  {entry.get('name')} = {entry.get('value')!r}  {entry.get('help', '')}".rstrip()
+                 for entry in settings if isinstance(entry, dict)]
     elif isinstance(settings, dict):
-        for name, value in settings.items():
-            print(f"  {name} = {value!r}")
+        lines = [f"  {name} = {value!r}" for name, value in settings.items()]
     else:
-        print("  (no settings)")
+        lines = []
+    say("\n".join(lines) if lines else "  (no settings)")
 
 
 COMMANDS["image"] = Command(

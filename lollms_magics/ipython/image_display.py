@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .display import say
+
 if TYPE_CHECKING:
     from ..tti.base import ImageResult
 
@@ -55,7 +57,7 @@ class ImageProgress:
         now = time.monotonic()
         if not self.rich:  # a terminal: one line, so that a long job is not mistaken for a hang
             if not self.updates:
-                print(f"{self.label}: working…", file=sys.stderr)
+                say(f"{self.label}: working…", file=sys.stderr)
                 self.updates = 1
             return
         if now < self._next and fraction != 1.0:

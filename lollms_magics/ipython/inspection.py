@@ -13,6 +13,7 @@ from IPython.core.error import UsageError
 from ..core.sent import describe
 from ..core.usage import check_prices
 from .commands import COMMANDS, Command, Magics
+from .display import say
 
 __all__: list[str] = []
 
@@ -20,16 +21,16 @@ __all__: list[str] = []
 def _sent(magics: Magics, args: Any, cell: str | None) -> None:
     request = magics.session.last_request
     if request is None:
-        print("lollms: nothing sent yet in this session")
+        say("lollms: nothing sent yet in this session")
         return
-    print(describe(request, magics.session.keys.redact))
+    say(describe(request, magics.session.keys.redact))
 
 
 def _usage(magics: Magics, args: Any, cell: str | None) -> None:
     usage = magics.session.usage
     if args.words == ["reset"]:
         usage.clear()
-        print("lollms: usage counted from zero again")
+        say("lollms: usage counted from zero again")
         return
     if args.words:
         raise UsageError("usage: %lollms usage [reset]")
@@ -37,7 +38,7 @@ def _usage(magics: Magics, args: Any, cell: str | None) -> None:
         prices = check_prices(getattr(magics, "prices", None) or {})
     except ValueError as exc:
         raise UsageError(f"%config LollmsMagics.prices: {exc}") from None
-    print(usage.table(prices))
+    say(usage.table(prices))
 
 
 COMMANDS["sent"] = Command(

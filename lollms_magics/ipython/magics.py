@@ -33,7 +33,7 @@ from ..errors import (
 )
 from . import commands, docs_view, tools_view
 from .args import parse_prompt
-from .display import FORMATS, LiveAnswer, first_code_block, has_rich_display
+from .display import FORMATS, LiveAnswer, first_code_block, has_rich_display, say
 from .failure import CellFailure
 
 if TYPE_CHECKING:
@@ -275,7 +275,7 @@ class LollmsMagics(Magics):
         except KeyboardInterrupt:
             response.close()
             self._end(live, response, args.out, extra)
-            print(f"lollms: interrupted; {len(live.text)} characters kept", file=sys.stderr)
+            say(f"lollms: interrupted; {len(live.text)} characters kept", file=sys.stderr)
             raise
         except LollmsMagicsError:
             self._end(live, response, args.out, extra)
@@ -298,7 +298,7 @@ class LollmsMagics(Magics):
                 live.finish(response, metadata, notes)
         elif response.notes and not live.rich:
             for note in response.notes:
-                print(f"lollms: {note}", file=sys.stderr)
+                say(f"lollms: {note}", file=sys.stderr)
         if out:
             self.ip.user_ns[out] = live.text if data is _UNSET else data
 

@@ -32,6 +32,7 @@ from IPython.core.error import UsageError
 from .. import replay
 from .args import Parser
 from .commands import COMMANDS, Command
+from .display import say
 
 if TYPE_CHECKING:
     from ..core.session import Session
@@ -85,18 +86,18 @@ def _describe(tape: replay.Tape | None) -> str:
 def _off(kind: str) -> None:
     tape = replay.active()
     if tape is None or tape.kind != kind:
-        print(f"lollms: nothing was being {'recorded' if kind == 'record' else 'replayed'}")
+        say(f"lollms: nothing was being {'recorded' if kind == 'record' else 'replayed'}")
         return
     replay.stop()
     if isinstance(tape, replay.Recorder):
-        print(f"lollms: recording stopped; {tape.recorded} answer(s) written to {tape.path}")
+        say(f"lollms: recording stopped; {tape.recorded} answer(s) written to {tape.path}")
     else:
-        print("lollms: replay stopped; answers come from live backends again")
+        say("lollms: replay stopped; answers come from live backends again")
 
 
 def _record(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     if args.file is None:
-        print(_describe(replay.active()))
+        say(_describe(replay.active()))
         return
     if args.file.lower() == "off":
         _off("record")
@@ -107,16 +108,16 @@ def _record(magics: LollmsMagics, args: Any, cell: str | None) -> None:
         raise UsageError(f"%lollms record: {exc}") from None
     _fresh_clients(magics.session)
     if args.missing:
-        print(f"lollms: recording what {tape.path} lacks ({len(tape.cassette)} answer(s) there are "
+        say(f"lollms: recording what {tape.path} lacks ({len(tape.cassette)} answer(s) there are "
               "replayed); %lollms record off stops")
         return
     kept = f" ({len(tape.cassette)} answer(s) already there)" if len(tape.cassette) else ""
-    print(f"lollms: recording answers to {tape.path}{kept}; %lollms record off stops")
+    say(f"lollms: recording answers to {tape.path}{kept}; %lollms record off stops")
 
 
 def _replay(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     if args.file is None:
-        print(_describe(replay.active()))
+        say(_describe(replay.active()))
         return
     if args.file.lower() == "off":
         _off("replay")
@@ -128,7 +129,7 @@ def _replay(magics: LollmsMagics, args: Any, cell: str | None) -> None:
         raise UsageError(f"%lollms replay: one file only (got {args.file} and {args.notebook})")
     overridden = _overridden(args.file)
     if overridden:
-        print(overridden)
+        say(overridden)
         return
     if args.fallback == "embedded":
         import importlib.util
@@ -145,7 +146,7 @@ def _replay(magics: LollmsMagics, args: Any, cell: str | None) -> None:
     except (OSError, ValueError) as exc:
         raise UsageError(f"%lollms replay: {exc}") from None
     _fresh_clients(magics.session)
-    print(_describe(tape))
+    say(_describe(tape))
 
 
 def _check(command: str, notebook: str | None, tape: str | None) -> None:
@@ -157,7 +158,7 @@ def _check(command: str, notebook: str | None, tape: str | None) -> None:
     if tape:
         argv += ["--tape", tape]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    print(done.stdout.rstrip())
+    say(done.stdout.rstrip())
     if done.returncode == 2:
         raise UsageError(f"%lollms replay {command}: {done.stderr.strip().removeprefix('lollms: ')}")
     if done.returncode != 0:

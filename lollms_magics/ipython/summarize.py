@@ -33,7 +33,7 @@ from ..core.interpolate import lookup
 from ..errors import DocumentError, MissingDependencyError
 from .args import Parser
 from .commands import COMMANDS, Command
-from .display import PlainLine, replaying
+from .display import PlainLine, replaying, say
 from .failure import CellFailure
 
 if TYPE_CHECKING:
@@ -122,21 +122,21 @@ def _show_steps(result: Summary, rich: bool) -> None:
         items = "".join(f"<li><pre>{html.escape(s)}</pre></li>" for s in steps)
         display(HTML(f"<details><summary>{len(steps)} steps</summary><ol>{items}</ol></details>"))  # type: ignore[no-untyped-call]
     else:
-        print(f"\n--- {len(steps)} steps ---")
+        say(f"\n--- {len(steps)} steps ---")
         for number, step in enumerate(steps, 1):
-            print(f"[{number}]\n{step}")
+            say(f"[{number}]\n{step}")
 
 
 def _report_end(result: Summary, out: str | None) -> None:
     for notice in result.notices:
-        print(f"lollms: {notice}", file=sys.stderr)
+        say(f"lollms: {notice}", file=sys.stderr)
     if result.complete:
         return
     kept = f"; what was done is in {out}" if out else "; give --out VAR to keep what was done"
     done = len([s for s in result.steps if s])
     line = f"{done} of {result.chunks} chunks done{kept}; run the cell again to resume"
     if result.error == "interrupted":
-        print(f"lollms: interrupted; {line}", file=sys.stderr)
+        say(f"lollms: interrupted; {line}", file=sys.stderr)
         raise KeyboardInterrupt
     raise CellFailure(f"{result.error}; {line}")
 
@@ -166,9 +166,9 @@ class LiveText:
         if self.rich:
             self._show(result.text)
         elif not self.pieces and result.text:
-            print(result.text)  # nothing streamed (an interrupted run): its notes
+            say(result.text)  # nothing streamed (an interrupted run): its notes
         else:
-            print()
+            say()
 
     def _show(self, text: str) -> None:
         from IPython.display import Markdown, display
@@ -195,7 +195,7 @@ class WidgetBar:
 
     def __call__(self, event: ProgressEvent) -> None:
         if event.phase == "notice":
-            print(f"lollms: {event.message}", file=sys.stderr)
+            say(f"lollms: {event.message}", file=sys.stderr)
             return
         if self.bar is None:
             import ipywidgets
@@ -219,7 +219,7 @@ class ReplayedBar:
 
     def __call__(self, event: ProgressEvent) -> None:
         if event.phase == "notice":
-            print(f"lollms: {event.message}", file=sys.stderr)
+            say(f"lollms: {event.message}", file=sys.stderr)
             return
         if event.phase in ("done", "stopped"):
             line = f"summary: {event.chunks} chunk(s) {'done' if event.phase == 'done' else 'stopped'}"

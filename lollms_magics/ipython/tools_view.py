@@ -35,6 +35,7 @@ from IPython.core.error import StdinNotImplementedError, UsageError
 
 from ..core.interpolate import lookup
 from ..replay.tools import call_label
+from .display import say
 
 __all__ = ["ToolsView", "for_cell", "functions"]
 
@@ -155,7 +156,7 @@ class ToolsView:
             self._show_live()
         elif event.kind == "end":
             mark, outcome = _outcome(run)
-            print(self.redact(f"lollms: {_label(run)} {mark} {_cut(outcome, _LIVE_PREVIEW)}"), flush=True)
+            say(self.redact(f"lollms: {_label(run)} {mark} {_cut(outcome, _LIVE_PREVIEW)}"))
 
     def _live_markdown(self) -> str:
         lines = []
@@ -194,7 +195,7 @@ class ToolsView:
 
                 display(Markdown(f"**⚠** {_md(line)}"))  # type: ignore[no-untyped-call]
             else:
-                print(f"lollms: {line}", file=sys.stderr)
+                say(f"lollms: {line}", file=sys.stderr)
 
     def _remarks(self, changed: list[str]) -> list[str]:
         lines = [self.redact(f"{label} returned something else than when recorded") for label in changed]
