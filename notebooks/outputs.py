@@ -68,10 +68,29 @@ def strict(nb: Any) -> Any:
 def execute(path: Path, timeout: int = 600) -> Any:
     """Run the notebook at ``path`` strictly (see :func:`strict`) in its folder; the executed copy."""
     nb = strict(nbformat.read(path, as_version=4))
-    # coalesce_streams: one output per stream, as JupyterLab saves them (a print() may reach the
-    # front end in pieces on a busy kernel).
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", coalesce_streams=True,
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
+    return merge_streams(nb)
+
+
+def merge_streams(nb: Any) -> Any:
+    """Join each run of outputs of one stream into one output, as JupyterLab does; ``nb`` itself.
+
+    A print() writes its pieces apart and a busy kernel may send them as two
+    messages; nbclient keeps one output per message (its ``coalesce_streams``
+    also joins stdout and stderr that were apart, changing their order).
+    """
+    for cell in nb.cells:
+        merged: list[Any] = []
+        for output in cell.get("outputs", []):
+            last = merged[-1] if merged else None
+            if (output.get("output_type") == "stream" and last is not None
+                    and last.get("output_type") == "stream" and last.get("name") == output.get("name")):
+                last["text"] = str(last.get("text", "")) + str(output.get("text", ""))
+                continue
+            merged.append(output)
+        if "outputs" in cell:
+            cell.outputs = merged
     return nb
 
 

@@ -37,6 +37,17 @@ def test_the_sanitizers_mask_times_and_speeds_only() -> None:
     ]
 
 
+def test_runs_of_one_stream_are_joined_and_streams_keep_their_order() -> None:
+    cell = nbformat.v4.new_code_cell("print(1, 2)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="1"),
+                    nbformat.v4.new_output("stream", name="stdout", text=" 2\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="warning\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="3\n")]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    assert [(o.name, o.text) for o in outputs.merge_streams(nb).cells[0].outputs] == [
+        ("stdout", "1 2\n"), ("stderr", "warning\n"), ("stdout", "3\n")]
+
+
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("name", outputs.REPLAYED)
 def test_a_replayed_notebook_shows_what_was_saved(name: str) -> None:

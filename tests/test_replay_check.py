@@ -26,6 +26,7 @@ from nbclient import NotebookClient
 from lollms_magics import replay
 from lollms_magics.replay.check import differences
 from tests.shell import CHOICE, magics_shell
+from tests.test_notebook_outputs import outputs as notebook_outputs
 
 LESSON = Path(__file__).resolve().parent / "replayed"
 ROOT = LESSON.parent.parent
@@ -224,10 +225,11 @@ def _assert_same(first: bytes, second: bytes) -> None:
 def _replayed_bytes(notebook: Path, save_as: Path) -> bytes:
     nb = nbformat.read(notebook, as_version=4)
     # Cell timestamps are the runner's (Jupyter records none unless asked): left out here.
-    # Streams are merged as JupyterLab merges them: a print() in the notebook's own code writes its
-    # pieces apart, and a busy kernel may send them as two outputs (ours write each line whole).
-    NotebookClient(nb, timeout=300, kernel_name="python3", record_timing=False, coalesce_streams=True,
+    NotebookClient(nb, timeout=300, kernel_name="python3", record_timing=False,
                    resources={"metadata": {"path": str(notebook.parent)}}).execute(env=_env())
+    # Streams are joined as JupyterLab joins them: a print() in the notebook's own code writes its
+    # pieces apart, and a busy kernel may send them as two outputs (ours write each line whole).
+    notebook_outputs.merge_streams(nb)
     nbformat.write(nb, save_as)
     return save_as.read_bytes()
 
