@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lollms_magics.ipython.display import say
+from lollms_magics.ipython.plain import say
 
 
 class Stream(io.StringIO):

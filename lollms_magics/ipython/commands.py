@@ -23,7 +23,7 @@ from IPython.core.error import UsageError
 from ..core.status import safe_host
 from ..errors import UnknownBindingError
 from .args import PROMPT_PARSER, Parser, split_options
-from .display import say
+from .plain import say
 
 if TYPE_CHECKING:
     from ..core.session import Session
@@ -116,8 +116,8 @@ def _bindings(magics: Magics, args: Any, cell: str | None) -> None:
     from ..bindings import binding_names
 
     current = magics.session.last or magics.session.configured()
-    marks = ["*" if current is not None and current.name == name else " " for name in binding_names()]
-    say("\n".join(f"{mark} {name}" for mark, name in zip(marks, binding_names(), strict=True)))
+    current_name = current.name if current is not None else None
+    say("\n".join(f"{'*' if name == current_name else ' '} {name}" for name in binding_names()))
 
 
 def _models(magics: Magics, args: Any, cell: str | None) -> None:

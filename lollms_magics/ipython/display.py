@@ -33,31 +33,18 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .plain import say
+
 if TYPE_CHECKING:
     from ..response import Response
 
-__all__ = [
-    "FORMATS", "LiveAnswer", "bundle", "data_bundle", "first_code_block", "footer", "has_rich_display", "say",
-]
+__all__ = ["FORMATS", "LiveAnswer", "bundle", "data_bundle", "first_code_block", "footer", "has_rich_display"]
 
 _CODE_BLOCK = re.compile(r"```[^\n`]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _CURSOR = " ▍"
 _NO_DATA = object()
 # Rows of a data table shown in our own HTML (the variable holds them all).
 MAX_TABLE_ROWS = 200
-
-
-def say(*values: object, file: Any = None, sep: str = " ") -> None:
-    """``print``, as one write and a flush: one stream message per call.
-
-    ``print`` writes its text and its newline apart, and a kernel sends what
-    it holds on a timer, so on a busy machine a line could reach the notebook
-    cut in two outputs; the saved notebook then differed from one run to the
-    next (a replayed lesson is meant to save the same bytes every time).
-    """
-    stream = file if file is not None else sys.stdout  # looked up per call: IPython swaps it
-    stream.write(sep.join(str(value) for value in values) + "\n")
-    stream.flush()
 
 
 def first_code_block(text: str) -> str:
@@ -392,31 +379,3 @@ def _details(summary: str, body: str) -> str:
 def _escape(text: str) -> str:
     # Markdown that renders the text as written (a footer is not markup).
     return html.escape(text).replace("*", "\\*").replace("_", "\\_")
-
-
-def replaying() -> bool:
-    """Whether answers come from a replay file now: outputs must then be the same at every run."""
-    from .. import replay
-
-    return isinstance(replay.active(), replay.Player)
-
-
-class PlainLine:
-    """One line of plain text in the cell, updated in place.
-
-    The progress of a replayed cell uses it instead of a widget: a widget
-    saves a new random model id at every run, and a notebook replayed twice
-    must save the same bytes.
-    """
-
-    def __init__(self) -> None:
-        self.handle: Any = None
-
-    def show(self, line: str) -> None:
-        """Show ``line``, replacing the one shown before."""
-        from IPython.display import display
-
-        if self.handle is None:
-            self.handle = display({"text/plain": line}, raw=True, display_id=True)  # type: ignore[no-untyped-call]
-        else:
-            self.handle.update({"text/plain": line}, raw=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..core.docs import Passage, cited
 from ..core.interpolate import lookup
-from .display import say
+from .plain import say
 
 __all__ = ["passages_html", "show_passages", "source_of"]
 

@@ -37,8 +37,8 @@ from IPython.core.error import UsageError
 from ..core.interpolate import lookup
 from ..core.map_items import aligned, column, pandas_kind
 from ..errors import DocumentError
-from .display import PlainLine, replaying, say
 from .failure import CellFailure
+from .plain import PlainLine, replaying, say
 
 if TYPE_CHECKING:
     from ..core.mapping import MapProgress, MapResult

@@ -26,7 +26,7 @@ from IPython.core.error import UsageError
 from ..core.context import is_lollms_cell
 from ..errors import PromptError
 from .commands import COMMANDS, Command, Magics
-from .display import say
+from .plain import say
 
 __all__ = ["Failure", "last_failure", "watch"]
 

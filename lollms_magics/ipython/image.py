@@ -29,8 +29,9 @@ from ..errors import LollmsMagicsError
 from ..secret_fields import mask_settings
 from .args import Parser
 from .commands import COMMANDS, Command
-from .display import replayed_pictures, say
+from .display import replayed_pictures
 from .image_display import ImageProgress, save_images, show_images
+from .plain import say
 
 if TYPE_CHECKING:
     from .magics import LollmsMagics

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .display import say
+from .plain import say
 
 if TYPE_CHECKING:
     from ..tti.base import ImageResult

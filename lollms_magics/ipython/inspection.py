@@ -13,7 +13,7 @@ from IPython.core.error import UsageError
 from ..core.sent import describe
 from ..core.usage import check_prices
 from .commands import COMMANDS, Command, Magics
-from .display import say
+from .plain import say
 
 __all__: list[str] = []
 

@@ -33,8 +33,9 @@ from ..errors import (
 )
 from . import commands, docs_view, tools_view
 from .args import parse_prompt
-from .display import FORMATS, LiveAnswer, first_code_block, has_rich_display, say
+from .display import FORMATS, LiveAnswer, first_code_block, has_rich_display
 from .failure import CellFailure
+from .plain import say
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell

@@ -32,7 +32,7 @@ from IPython.core.error import UsageError
 from .. import replay
 from .args import Parser
 from .commands import COMMANDS, Command
-from .display import say
+from .plain import say
 
 if TYPE_CHECKING:
     from ..core.session import Session

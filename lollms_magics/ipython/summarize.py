@@ -33,8 +33,8 @@ from ..core.interpolate import lookup
 from ..errors import DocumentError, MissingDependencyError
 from .args import Parser
 from .commands import COMMANDS, Command
-from .display import PlainLine, replaying, say
 from .failure import CellFailure
+from .plain import PlainLine, replaying, say
 
 if TYPE_CHECKING:
     from ..summaries.progress import ProgressEvent

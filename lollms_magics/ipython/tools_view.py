@@ -35,7 +35,7 @@ from IPython.core.error import StdinNotImplementedError, UsageError
 
 from ..core.interpolate import lookup
 from ..replay.tools import call_label
-from .display import say
+from .plain import say
 
 __all__ = ["ToolsView", "for_cell", "functions"]
 
